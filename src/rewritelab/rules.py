@@ -38,6 +38,14 @@ def count_occurrences(pattern: str, word: str) -> int:
     return count
 
 
+def rewrite(x: str, y: str, word: str) -> str:
+    """`word` with its leftmost occurrence of `x` replaced by `y`; `word` itself if `x` is absent."""
+    position = word.find(x)
+    if position < 0:
+        return word
+    return word[:position] + y + word[position + len(x) :]
+
+
 @dataclass(frozen=True)
 class Rule:
     """One instruction: rewrite the leftmost `x` as `y` (`terminal` only matters in algorithms)."""
@@ -52,10 +60,7 @@ class Rule:
 
     def apply(self, word: str) -> str:
         """`word` with the leftmost occurrence of `x` replaced by `y`; `word` itself if none."""
-        position = word.find(self.x)
-        if position < 0:
-            return word
-        return word[:position] + self.y + word[position + len(self.x) :]
+        return rewrite(self.x, self.y, word)
 
     def occurrences(self, word: str) -> int:
         """Overlapping occurrences of `x` in `word` (see `count_occurrences`)."""

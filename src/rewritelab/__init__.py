@@ -1,0 +1,19 @@
+"""rewritelab: controlled research on instruction tuning with Markov-algorithm rewrite tasks.
+
+The core (rules, specs, dataset generation) needs only numpy; training needs the `train` extra.
+"""
+
+__version__ = "0.1.0"
+
+from rewritelab.errors import RewritelabError  # noqa: E402
+from rewritelab.rules import Halt, MarkovAlgorithm, Rule, RunResult, count_occurrences  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "Halt",
+    "MarkovAlgorithm",
+    "Rule",
+    "RunResult",
+    "RewritelabError",
+    "count_occurrences",
+]

@@ -1,0 +1,385 @@
+"""A dataset spec -> train / seen-test / test records on disk, with a manifest.
+
+Pipeline for one spec (every random choice draws from its own named stream, derived from the
+spec's seed with `numpy.random.SeedSequence`, so changing one part leaves the others intact):
+
+1. draw the training instructions, then the test instructions, never reusing a training rule
+   (`disjoint = "pairs"`) or even a training pattern (`disjoint = "patterns"`);
+2. assign training examples to instructions (uniform, or the power law: instruction
+   floor(u*I) with u of density alpha*u^(alpha-1)), then exactly the requested no-op share and
+   occurrence mix; build the inputs (see `inputs`); optionally keep a subsample (E6's halving),
+   which is always a subset of the dataset the same spec gives without it;
+3. fresh inputs for the training instructions (`seen_test`) and the test split likewise.
+
+Output directory: `train.jsonl`, `seen_test.jsonl`, `test.jsonl` and `manifest.json`. Each line
+is `{"instruction", "x", "y", "family", "k", "z", "output", "noop", "occurrences"}`. The same
+spec and seed give byte-identical files. The directory appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rewritelab import __version__
+from rewritelab.errors import RewritelabError
+from rewritelab.families import FAMILIES, PatternSampler
+from rewritelab.inputs import build_inputs
+from rewritelab.rules import rewrite
+from rewritelab.spec import DatasetSpec, SplitSpec
+
+FORMAT = "rewritelab-dataset/1"
+SPLIT_FILES = {"train": "train.jsonl", "seen_test": "seen_test.jsonl", "test": "test.jsonl"}
+STREAMS = (
+    "train_rules",
+    "test_rules",
+    "train_spread",
+    "train_inputs",
+    "subsample",
+    "seen_test_spread",
+    "seen_test_inputs",
+    "test_spread",
+    "test_inputs",
+)
+MAX_RULE_ROUNDS = 50  # rounds of drawing rules without reaching the requested count
+
+
+def stream(seed: int, name: str) -> np.random.Generator:
+    """The independent random generator for one named source of randomness."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS.index(name),)))
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One rule of a dataset, with its global integer id and the family that drew it."""
+
+    id: int
+    x: str
+    y: str
+    family: str
+    k: int | None
+
+
+# ---------------------------------------------------------------- instructions
+
+
+def _choose(rng: np.random.Generator, count: int, weights: tuple[float, ...] | None, n: int) -> np.ndarray:
+    p = None if weights is None else np.asarray(weights) / sum(weights)
+    return rng.choice(count, size=n, p=p)
+
+
+def draw_instructions(
+    split: SplitSpec,
+    alphabet: str,
+    rng: np.random.Generator,
+    first_id: int,
+    taken_pairs: set[tuple[str, str]] = frozenset(),
+    taken_patterns: set[str] = frozenset(),
+) -> list[Instruction]:
+    """`split.instructions` distinct rules (x != y) avoiding the taken pairs and patterns."""
+    sampler = PatternSampler(alphabet)
+    registry = list(FAMILIES)
+    family_index = np.array([registry.index(name) for name in split.families])
+    chosen: dict[tuple[str, str], Instruction] = {}
+    for _ in range(MAX_RULE_ROUNDS):
+        needed = split.instructions - len(chosen)
+        if needed == 0:
+            break
+        batch = int(needed * 1.2) + 16
+        families = family_index[_choose(rng, len(split.families), split.family_weights, batch)]
+        k = rng.integers(split.k[0], split.k[1] + 1, size=batch)
+        xs = sampler.draw(rng, families, k, split.pattern_length)
+        ys = sampler.draw(rng, families, k, split.replacement_length)
+        for x, y, family, kk in zip(xs, ys, families.tolist(), k.tolist(), strict=True):
+            pair = (x, y)
+            if x == y or pair in chosen or pair in taken_pairs or x in taken_patterns:
+                continue
+            uses_k = FAMILIES[registry[family]].uses_k
+            chosen[pair] = Instruction(
+                first_id + len(chosen), x, y, registry[family], kk if uses_k else None
+            )
+            if len(chosen) == split.instructions:
+                break
+    if len(chosen) < split.instructions:
+        raise RewritelabError(
+            f"could draw only {len(chosen)} of {split.instructions} distinct instructions: the "
+            "alphabet, lengths and families allow too few rules (or disjointness removes them)"
+        )
+    return list(chosen.values())
+
+
+# ---------------------------------------------------------------- example plans
+
+
+def uniform_assignment(rng: np.random.Generator, instructions: int, total: int) -> np.ndarray:
+    """`total` instruction ids, each instruction floor(total/I) or one more times, shuffled."""
+    counts = np.full(instructions, total // instructions, dtype=np.int64)
+    counts[rng.permutation(instructions)[: total % instructions]] += 1
+    return rng.permutation(np.repeat(np.arange(instructions), counts))
+
+
+def power_assignment(rng: np.random.Generator, instructions: int, total: int, alpha: float) -> np.ndarray:
+    """Instruction floor(u*I) per example, u drawn from density alpha * u^(alpha - 1) on [0, 1)."""
+    u = rng.random(total) ** (1.0 / alpha)
+    return np.minimum((u * instructions).astype(np.int64), instructions - 1)
+
+
+def assign(rng: np.random.Generator, instructions: int, total: int, spread: str, alpha: float) -> np.ndarray:
+    if spread == "power":
+        return power_assignment(rng, instructions, total, alpha)
+    return uniform_assignment(rng, instructions, total)
+
+
+def largest_remainder(shares: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts summing to `total`, each the floor of its share plus at most one."""
+    counts = np.floor(shares).astype(np.int64)
+    remainder = total - int(counts.sum())
+    counts[np.argsort(-(shares - counts), kind="stable")[:remainder]] += 1
+    return counts
+
+
+def exact_allocation(rng: np.random.Generator, total: int, weights: np.ndarray) -> np.ndarray:
+    """Category per item, with counts exactly proportional to `weights` (largest remainder)."""
+    shares = np.asarray(weights, dtype=float) / np.sum(weights) * total
+    counts = largest_remainder(shares, total)
+    return rng.permutation(np.repeat(np.arange(len(weights)), counts))
+
+
+def occurrence_plan(rng: np.random.Generator, split: SplitSpec, total: int) -> np.ndarray:
+    """Occurrences of x per example: 0 for exactly round(noop_share * N) no-ops, else the mix."""
+    noop = exact_allocation(rng, total, np.array([1 - split.noop_share, split.noop_share])) == 1
+    weights = split.occurrence_weights or [1.0] * len(split.occurrences)
+    mix = np.asarray(split.occurrences)[exact_allocation(rng, int((~noop).sum()), np.asarray(weights))]
+    counts = np.zeros(total, dtype=np.int64)
+    counts[~noop] = mix
+    return counts
+
+
+def subsample_quota(rng: np.random.Generator, available: np.ndarray, split: SplitSpec) -> np.ndarray:
+    """How many examples each instruction keeps under the split's subsample setting.
+
+    `uniform` keeps the same share of every instruction's examples. `power` draws instructions
+    by the power law (capped at what each has), so some keep most and others little or none;
+    if the law keeps hitting exhausted instructions, the rest is topped up uniformly.
+    """
+    target = int(round(split.subsample * available.sum()))
+    if split.subsample_spread == "uniform":
+        return largest_remainder(available * split.subsample, target)
+    quota = np.zeros(len(available), dtype=np.int64)
+    for _ in range(MAX_RULE_ROUNDS):
+        deficit = target - int(quota.sum())
+        if deficit == 0:
+            return quota
+        draws = power_assignment(rng, len(available), deficit, split.subsample_alpha)
+        quota = np.minimum(quota + np.bincount(draws, minlength=len(available)), available)
+    spare = np.repeat(np.arange(len(available)), available - quota)
+    extra = rng.choice(spare, size=target - int(quota.sum()), replace=False)
+    return quota + np.bincount(extra, minlength=len(available))
+
+
+def subsample_mask(rng: np.random.Generator, assignment: np.ndarray, split: SplitSpec, instructions: int) -> np.ndarray:
+    """Which examples to keep: each instruction's quota, as a random subset of its examples."""
+    available = np.bincount(assignment, minlength=instructions)
+    quota = subsample_quota(rng, available, split)
+    order = np.lexsort((rng.random(len(assignment)), assignment))
+    starts = np.concatenate(([0], np.cumsum(available)[:-1]))
+    rank = np.empty(len(assignment), dtype=np.int64)
+    rank[order] = np.arange(len(assignment)) - np.repeat(starts, available)
+    return rank < quota[assignment]
+
+
+# ---------------------------------------------------------------- records
+
+
+def _json_safe(alphabet: str) -> bool:
+    return all(json.dumps(c, ensure_ascii=False) == f'"{c}"' for c in alphabet)
+
+
+def _record_prefix(instruction: Instruction) -> str:
+    """The fixed part of every record of an instruction, as JSON text ending before `z`."""
+    head = {"instruction": instruction.id, "x": instruction.x, "y": instruction.y,
+            "family": instruction.family, "k": instruction.k}
+    return json.dumps(head, ensure_ascii=False)[:-1] + ", "
+
+
+def record_lines(
+    instructions: list[Instruction], assignment: np.ndarray, inputs: list[str], counts: np.ndarray, safe: bool
+) -> Iterator[str]:
+    """JSON lines of the records, identical to `json.dumps(record, ensure_ascii=False)`."""
+    prefixes = [_record_prefix(instruction) for instruction in instructions]
+    for local, word, count in zip(assignment.tolist(), inputs, counts.tolist(), strict=True):
+        rule = instructions[local]
+        output = rewrite(rule.x, rule.y, word)
+        noop = "true" if count == 0 else "false"
+        if safe:
+            yield f'{prefixes[local]}"z": "{word}", "output": "{output}", "noop": {noop}, "occurrences": {count}}}\n'
+        else:
+            tail = json.dumps({"z": word, "output": output}, ensure_ascii=False)[1:-1]
+            yield f'{prefixes[local]}{tail}, "noop": {noop}, "occurrences": {count}}}\n'
+
+
+def write_lines(path: Path, lines: Iterator[str], chunk: int = 50_000) -> dict:
+    """Write text lines as UTF-8; return the file's sha256, size and record count."""
+    digest, size, records, buffer = hashlib.sha256(), 0, 0, []
+    with open(path, "wb") as handle:
+        for line in lines:
+            buffer.append(line)
+            if len(buffer) == chunk:
+                size += _flush(handle, digest, buffer)
+                records += len(buffer)
+                buffer = []
+        size += _flush(handle, digest, buffer)
+        records += len(buffer)
+    return {"sha256": digest.hexdigest(), "bytes": size, "records": records}
+
+
+def _flush(handle, digest, lines: list[str]) -> int:
+    data = "".join(lines).encode("utf-8")
+    handle.write(data)
+    digest.update(data)
+    return len(data)
+
+
+def read_records(path: str | Path) -> Iterator[dict]:
+    """The records of one JSONL split file, one dict per line."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
+
+
+# ---------------------------------------------------------------- generation
+
+
+@dataclass
+class SplitData:
+    """One split in memory: its instructions and, per example, instruction index, input, count."""
+
+    instructions: list[Instruction]
+    assignment: np.ndarray
+    inputs: list[str]
+    counts: np.ndarray
+
+
+def make_split(
+    spec: DatasetSpec, split: SplitSpec, instructions: list[Instruction], name: str, total: int
+) -> SplitData:
+    """Assign `total` examples of `split`'s composition to `instructions` and build their inputs."""
+    rng = stream(spec.seed, f"{name}_spread")
+    assignment = assign(rng, len(instructions), total, split.spread, split.alpha)
+    counts = occurrence_plan(rng, split, total)
+    patterns = [instructions[i].x for i in assignment.tolist()]
+    inputs = build_inputs(
+        stream(spec.seed, f"{name}_inputs"), spec.alphabet, patterns, counts, split.input_length
+    )
+    return SplitData(instructions, assignment, inputs, counts)
+
+
+def keep(data: SplitData, mask: np.ndarray) -> SplitData:
+    """The examples of `data` selected by a boolean mask, in their original order."""
+    inputs = [word for word, kept in zip(data.inputs, mask.tolist(), strict=True) if kept]
+    return SplitData(data.instructions, data.assignment[mask], inputs, data.counts[mask])
+
+
+def build_splits(spec: DatasetSpec) -> dict[str, SplitData]:
+    """All three splits of a validated spec, in memory."""
+    train_rules = draw_instructions(spec.train, spec.alphabet, stream(spec.seed, "train_rules"), 0)
+    test_rules = draw_instructions(
+        spec.test, spec.alphabet, stream(spec.seed, "test_rules"), len(train_rules),
+        taken_pairs={(r.x, r.y) for r in train_rules},
+        taken_patterns={r.x for r in train_rules} if spec.disjoint == "patterns" else set(),
+    )
+    train = make_split(spec, spec.train, train_rules, "train", spec.train.total_examples)
+    if spec.train.subsample is not None:
+        rng = stream(spec.seed, "subsample")
+        train = keep(train, subsample_mask(rng, train.assignment, spec.train, len(train_rules)))
+    present = np.unique(train.assignment)
+    seen_rules = [train_rules[i] for i in present.tolist()]
+    seen_split = dataclasses.replace(spec.train, spread="uniform")
+    seen = make_split(spec, seen_split, seen_rules, "seen_test", spec.seen_test_examples)
+    test_total = spec.test.total_examples
+    test = make_split(spec, spec.test, test_rules, "test", test_total)
+    return {"train": train, "seen_test": seen, "test": test}
+
+
+def split_counts(data: SplitData) -> dict:
+    """Headline counts of a split, as recorded in the manifest."""
+    used = np.unique(data.assignment)
+    return {
+        "examples": len(data.inputs),
+        "instructions": int(len(used)),
+        "noop": int((data.counts == 0).sum()),
+    }
+
+
+def generate_dataset(spec: DatasetSpec, out_dir: str | Path, force: bool = False) -> dict:
+    """Generate the dataset of `spec` into `out_dir`; return its manifest.
+
+    Refuses an existing `out_dir` unless `force`; even then the old directory is replaced only
+    once the new one is complete, so a failure never leaves a half-written dataset behind.
+    """
+    spec.validate()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise RewritelabError(f"output directory {out_dir} already exists (use --force to replace it)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RewritelabError(f"output path {out_dir} exists and is not a directory")
+    splits = build_splits(spec)
+    staging = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        manifest = _write_splits(spec, splits, staging)
+        _replace_directory(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _write_splits(spec: DatasetSpec, splits: dict[str, SplitData], directory: Path) -> dict:
+    safe = _json_safe(spec.alphabet)
+    files = {}
+    for name, data in splits.items():
+        lines = record_lines(data.instructions, data.assignment, data.inputs, data.counts, safe)
+        files[SPLIT_FILES[name]] = write_lines(directory / SPLIT_FILES[name], lines)
+    manifest = {
+        "format": FORMAT,
+        "version": __version__,
+        "config": spec.to_dict(),
+        "seed": spec.seed,
+        "streams": list(STREAMS),
+        "counts": {name: split_counts(data) for name, data in splits.items()},
+        "files": files,
+    }
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    (directory / "manifest.json").write_text(text, encoding="utf-8")
+    return manifest
+
+
+def _replace_directory(staging: Path, out_dir: Path) -> None:
+    """Move the finished staging directory into place, replacing an old one only at the end."""
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    retired = out_dir.parent / f".{out_dir.name}.old"
+    shutil.rmtree(retired, ignore_errors=True)
+    out_dir.rename(retired)
+    staging.rename(out_dir)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_manifest(data_dir: str | Path) -> dict:
+    """The manifest of a generated dataset, with a clear error if it is missing or unreadable."""
+    path = Path(data_dir) / "manifest.json"
+    if not path.is_file():
+        raise RewritelabError(f"{data_dir} is not a rewritelab dataset (no manifest.json)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RewritelabError(f"cannot read {path}: {error}") from None
