@@ -25,8 +25,10 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+from tqdm import tqdm
 
 from rewritelab import __version__
 from rewritelab.errors import RewritelabError
@@ -56,8 +58,7 @@ def stream(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS.index(name),)))
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(NamedTuple):
     """One rule of a dataset, with its global integer id and the family that drew it."""
 
     id: int
@@ -70,7 +71,9 @@ class Instruction:
 # ---------------------------------------------------------------- instructions
 
 
-def _choose(rng: np.random.Generator, count: int, weights: tuple[float, ...] | None, n: int) -> np.ndarray:
+def _choose(
+    rng: np.random.Generator, count: int, weights: tuple[float, ...] | None, n: int
+) -> np.ndarray:
     p = None if weights is None else np.asarray(weights) / sum(weights)
     return rng.choice(count, size=n, p=p)
 
@@ -87,6 +90,7 @@ def draw_instructions(
     sampler = PatternSampler(alphabet)
     registry = list(FAMILIES)
     family_index = np.array([registry.index(name) for name in split.families])
+    uses = [family.uses_k for family in FAMILIES.values()]
     chosen: dict[tuple[str, str], Instruction] = {}
     for _ in range(MAX_RULE_ROUNDS):
         needed = split.instructions - len(chosen)
@@ -97,14 +101,19 @@ def draw_instructions(
         k = rng.integers(split.k[0], split.k[1] + 1, size=batch)
         xs = sampler.draw(rng, families, k, split.pattern_length)
         ys = sampler.draw(rng, families, k, split.replacement_length)
-        for x, y, family, kk in zip(xs, ys, families.tolist(), k.tolist(), strict=True):
-            pair = (x, y)
-            if x == y or pair in chosen or pair in taken_pairs or x in taken_patterns:
+        k_or_none = [
+            kk if uses[f] else None for f, kk in zip(families.tolist(), k.tolist(), strict=True)
+        ]
+        pairs = zip(xs, ys, strict=True)
+        for pair, family, kk in zip(pairs, families.tolist(), k_or_none, strict=True):
+            if (
+                pair[0] == pair[1]
+                or pair in chosen
+                or pair in taken_pairs
+                or pair[0] in taken_patterns
+            ):
                 continue
-            uses_k = FAMILIES[registry[family]].uses_k
-            chosen[pair] = Instruction(
-                first_id + len(chosen), x, y, registry[family], kk if uses_k else None
-            )
+            chosen[pair] = Instruction(first_id + len(chosen), *pair, registry[family], kk)
             if len(chosen) == split.instructions:
                 break
     if len(chosen) < split.instructions:
@@ -125,13 +134,17 @@ def uniform_assignment(rng: np.random.Generator, instructions: int, total: int) 
     return rng.permutation(np.repeat(np.arange(instructions), counts))
 
 
-def power_assignment(rng: np.random.Generator, instructions: int, total: int, alpha: float) -> np.ndarray:
+def power_assignment(
+    rng: np.random.Generator, instructions: int, total: int, alpha: float
+) -> np.ndarray:
     """Instruction floor(u*I) per example, u drawn from density alpha * u^(alpha - 1) on [0, 1)."""
     u = rng.random(total) ** (1.0 / alpha)
     return np.minimum((u * instructions).astype(np.int64), instructions - 1)
 
 
-def assign(rng: np.random.Generator, instructions: int, total: int, spread: str, alpha: float) -> np.ndarray:
+def assign(
+    rng: np.random.Generator, instructions: int, total: int, spread: str, alpha: float
+) -> np.ndarray:
     if spread == "power":
         return power_assignment(rng, instructions, total, alpha)
     return uniform_assignment(rng, instructions, total)
@@ -156,13 +169,17 @@ def occurrence_plan(rng: np.random.Generator, split: SplitSpec, total: int) -> n
     """Occurrences of x per example: 0 for exactly round(noop_share * N) no-ops, else the mix."""
     noop = exact_allocation(rng, total, np.array([1 - split.noop_share, split.noop_share])) == 1
     weights = split.occurrence_weights or [1.0] * len(split.occurrences)
-    mix = np.asarray(split.occurrences)[exact_allocation(rng, int((~noop).sum()), np.asarray(weights))]
+    mix = np.asarray(split.occurrences)[
+        exact_allocation(rng, int((~noop).sum()), np.asarray(weights))
+    ]
     counts = np.zeros(total, dtype=np.int64)
     counts[~noop] = mix
     return counts
 
 
-def subsample_quota(rng: np.random.Generator, available: np.ndarray, split: SplitSpec) -> np.ndarray:
+def subsample_quota(
+    rng: np.random.Generator, available: np.ndarray, split: SplitSpec
+) -> np.ndarray:
     """How many examples each instruction keeps under the split's subsample setting.
 
     `uniform` keeps the same share of every instruction's examples. `power` draws instructions
@@ -184,7 +201,9 @@ def subsample_quota(rng: np.random.Generator, available: np.ndarray, split: Spli
     return quota + np.bincount(extra, minlength=len(available))
 
 
-def subsample_mask(rng: np.random.Generator, assignment: np.ndarray, split: SplitSpec, instructions: int) -> np.ndarray:
+def subsample_mask(
+    rng: np.random.Generator, assignment: np.ndarray, split: SplitSpec, instructions: int
+) -> np.ndarray:
     """Which examples to keep: each instruction's quota, as a random subset of its examples."""
     available = np.bincount(assignment, minlength=instructions)
     quota = subsample_quota(rng, available, split)
@@ -202,27 +221,42 @@ def _json_safe(alphabet: str) -> bool:
     return all(json.dumps(c, ensure_ascii=False) == f'"{c}"' for c in alphabet)
 
 
-def _record_prefix(instruction: Instruction) -> str:
+def _record_prefix(instruction: Instruction, safe: bool) -> str:
     """The fixed part of every record of an instruction, as JSON text ending before `z`."""
-    head = {"instruction": instruction.id, "x": instruction.x, "y": instruction.y,
-            "family": instruction.family, "k": instruction.k}
+    if safe:
+        k = "null" if instruction.k is None else instruction.k
+        return (
+            f'{{"instruction": {instruction.id}, "x": "{instruction.x}", "y": "{instruction.y}", '
+            f'"family": "{instruction.family}", "k": {k}, '
+        )
+    head = {
+        "instruction": instruction.id,
+        "x": instruction.x,
+        "y": instruction.y,
+        "family": instruction.family,
+        "k": instruction.k,
+    }
     return json.dumps(head, ensure_ascii=False)[:-1] + ", "
 
 
 def record_lines(
-    instructions: list[Instruction], assignment: np.ndarray, inputs: list[str], counts: np.ndarray, safe: bool
+    instructions: list[Instruction],
+    assignment: np.ndarray,
+    inputs: list[str],
+    counts: np.ndarray,
+    safe: bool,
 ) -> Iterator[str]:
     """JSON lines of the records, identical to `json.dumps(record, ensure_ascii=False)`."""
-    prefixes = [_record_prefix(instruction) for instruction in instructions]
+    prefixes = [_record_prefix(instruction, safe) for instruction in instructions]
     for local, word, count in zip(assignment.tolist(), inputs, counts.tolist(), strict=True):
         rule = instructions[local]
         output = rewrite(rule.x, rule.y, word)
         noop = "true" if count == 0 else "false"
         if safe:
-            yield f'{prefixes[local]}"z": "{word}", "output": "{output}", "noop": {noop}, "occurrences": {count}}}\n'
+            tail = f'"z": "{word}", "output": "{output}"'
         else:
             tail = json.dumps({"z": word, "output": output}, ensure_ascii=False)[1:-1]
-            yield f'{prefixes[local]}{tail}, "noop": {noop}, "occurrences": {count}}}\n'
+        yield f'{prefixes[local]}{tail}, "noop": {noop}, "occurrences": {count}}}\n'
 
 
 def write_lines(path: Path, lines: Iterator[str], chunk: int = 50_000) -> dict:
@@ -287,14 +321,21 @@ def keep(data: SplitData, mask: np.ndarray) -> SplitData:
     return SplitData(data.instructions, data.assignment[mask], inputs, data.counts[mask])
 
 
-def build_splits(spec: DatasetSpec) -> dict[str, SplitData]:
-    """All three splits of a validated spec, in memory."""
+def build_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict[str, SplitData]:
+    """All three splits of a validated spec, in memory (advancing `bar` by one per stage)."""
+    bar = bar or tqdm(disable=True)
+    bar.set_description("drawing rules")
     train_rules = draw_instructions(spec.train, spec.alphabet, stream(spec.seed, "train_rules"), 0)
     test_rules = draw_instructions(
-        spec.test, spec.alphabet, stream(spec.seed, "test_rules"), len(train_rules),
+        spec.test,
+        spec.alphabet,
+        stream(spec.seed, "test_rules"),
+        len(train_rules),
         taken_pairs={(r.x, r.y) for r in train_rules},
         taken_patterns={r.x for r in train_rules} if spec.disjoint == "patterns" else set(),
     )
+    bar.update()
+    bar.set_description("train inputs")
     train = make_split(spec, spec.train, train_rules, "train", spec.train.total_examples)
     if spec.train.subsample is not None:
         rng = stream(spec.seed, "subsample")
@@ -302,9 +343,11 @@ def build_splits(spec: DatasetSpec) -> dict[str, SplitData]:
     present = np.unique(train.assignment)
     seen_rules = [train_rules[i] for i in present.tolist()]
     seen_split = dataclasses.replace(spec.train, spread="uniform")
+    bar.update()
+    bar.set_description("test inputs")
     seen = make_split(spec, seen_split, seen_rules, "seen_test", spec.seen_test_examples)
-    test_total = spec.test.total_examples
-    test = make_split(spec, spec.test, test_rules, "test", test_total)
+    test = make_split(spec, spec.test, test_rules, "test", spec.test.total_examples)
+    bar.update()
     return {"train": train, "seen_test": seen, "test": test}
 
 
@@ -318,7 +361,9 @@ def split_counts(data: SplitData) -> dict:
     }
 
 
-def generate_dataset(spec: DatasetSpec, out_dir: str | Path, force: bool = False) -> dict:
+def generate_dataset(
+    spec: DatasetSpec, out_dir: str | Path, force: bool = False, progress: bool = False
+) -> dict:
     """Generate the dataset of `spec` into `out_dir`; return its manifest.
 
     Refuses an existing `out_dir` unless `force`; even then the old directory is replaced only
@@ -327,18 +372,23 @@ def generate_dataset(spec: DatasetSpec, out_dir: str | Path, force: bool = False
     spec.validate()
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
-        raise RewritelabError(f"output directory {out_dir} already exists (use --force to replace it)")
+        raise RewritelabError(
+            f"output directory {out_dir} already exists (use --force to replace it)"
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise RewritelabError(f"output path {out_dir} exists and is not a directory")
-    splits = build_splits(spec)
-    staging = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        manifest = _write_splits(spec, splits, staging)
-        _replace_directory(staging, out_dir)
-    finally:
+    with tqdm(total=4, disable=not progress, unit="stage") as bar:
+        splits = build_splits(spec, bar)
+        bar.set_description("writing")
+        staging = out_dir.parent / f".{out_dir.name}.partial"
         shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            manifest = _write_splits(spec, splits, staging)
+            _replace_directory(staging, out_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        bar.update()
     return manifest
 
 

@@ -71,7 +71,7 @@ def block_sizes(k: int, length_range: tuple[int, int]) -> range:
 def pattern_count_bound(
     family: Family, k_range: tuple[int, int], length_range: tuple[int, int], alphabet_size: int
 ) -> int:
-    """How many distinct patterns the family can produce (exact for `random`, else an upper bound)."""
+    """Distinct patterns the family can produce (exact for `random`, else an upper bound)."""
     if not family.uses_k:
         return sum(alphabet_size**length for length in range(length_range[0], length_range[1] + 1))
     ks = range(k_range[0], k_range[1] + 1)
@@ -121,7 +121,7 @@ class PatternSampler:
         k: np.ndarray,
         lengths: tuple[int, int],
     ) -> list[str]:
-        """One pattern per rule: family `family_ids[i]` (an index into FAMILIES), parameter `k[i]`."""
+        """One pattern per rule: family `family_ids[i]` (index into FAMILIES), parameter `k[i]`."""
         families = list(FAMILIES.values())
         uses_k = np.array([families[f].uses_k for f in family_ids], dtype=bool)
         m = self.draw_block_sizes(rng, k, uses_k, lengths)

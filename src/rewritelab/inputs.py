@@ -4,9 +4,9 @@ For a random pattern of three or more letters, x almost never occurs in a random
 chance, so an input that must contain x exactly `c` times is built by planting: a random
 filler word with `c` copies of x inserted at uniformly drawn gaps. The input's length is drawn
 uniformly in `[max(low, c*|x|), high]`; the filler itself never contains x. A no-op input is
-a random word of length drawn in `[low, high]` that does not contain x. Every input is then checked against the exact
-definition (`count_occurrences`): one that has accidental extra occurrences (copies
-overlapping the filler, say) is drawn again, so the recorded count is always exact.
+a random word of length drawn in `[low, high]` that does not contain x. Every input is then
+checked against the exact definition (`count_occurrences`): one with accidental extra
+occurrences (a copy overlapping the filler, say) is drawn again, so the recorded count is exact.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ NOOP_REDRAWS = 20  # rejection rounds for pattern-free words before the avoiding
 def random_words(
     rng: np.random.Generator, code_points: np.ndarray, lengths: np.ndarray, avoid: np.ndarray
 ) -> list[str]:
-    """Uniformly random words with the given lengths; row i never uses letter `avoid[i]` (-1: any)."""
+    """Random words of the given lengths; row i never uses letter `avoid[i]` (-1: any)."""
     width = int(lengths.max(initial=0))
     restricted = (avoid >= 0)[:, None]
-    letters = np.floor(rng.random((len(lengths), width)) * np.where(restricted, len(code_points) - 1, len(code_points)))
+    letters = np.floor(
+        rng.random((len(lengths), width))
+        * np.where(restricted, len(code_points) - 1, len(code_points))
+    )
     letters = letters.astype(np.int64)
     letters += restricted & (letters >= avoid[:, None])  # skip over the avoided letter
     return strings_from_codes(code_points[letters], lengths)
@@ -69,7 +72,9 @@ def pattern_free_words(
         if not bad:
             return words
         rows = np.array(bad)
-        for i, word in zip(bad, random_words(rng, code_points, lengths[rows], avoid[rows]), strict=True):
+        for i, word in zip(
+            bad, random_words(rng, code_points, lengths[rows], avoid[rows]), strict=True
+        ):
             words[i] = word
         bad = [i for i in bad if patterns[i] in words[i]]
     for i in bad:
@@ -103,12 +108,14 @@ def _planted_words(
     total = uniform_lengths(rng, np.maximum(length_range[0], planted), length_range[1])
     fillers = pattern_free_words(rng, alphabet, patterns, total - planted)
     widest = max(1, int(counts.max(initial=1)))
-    gaps = np.floor(rng.random((len(patterns), widest)) * (total - planted + 1)[:, None])
-    gaps[np.arange(widest)[None, :] >= counts[:, None]] = np.inf  # unused slots sort last
-    gaps = np.sort(gaps, axis=1)
+    gaps = (rng.random((len(patterns), widest)) * (total - planted + 1)[:, None]).astype(np.int64)
+    unused = np.arange(widest)[None, :] >= counts[:, None]
+    gaps = np.sort(np.where(unused, np.iinfo(np.int64).max, gaps), axis=1)  # unused slots last
     words = []
-    for filler, pattern, count, row in zip(fillers, patterns, counts.tolist(), gaps.tolist(), strict=True):
-        words.append(_plant(filler, pattern, [int(g) for g in row[:count]]) if count else filler)
+    for filler, pattern, count, row in zip(
+        fillers, patterns, counts.tolist(), gaps.tolist(), strict=True
+    ):
+        words.append(_plant(filler, pattern, row[:count]) if count else filler)
     return words
 
 
@@ -128,7 +135,9 @@ def _fill(
         sub_patterns = [patterns[i] for i in pending]
         sub_counts = counts[pending]
         drawn = _planted_words(rng, alphabet, sub_patterns, sub_counts, length_range)
-        for i, pattern, count, word in zip(pending, sub_patterns, sub_counts.tolist(), drawn, strict=True):
+        for i, pattern, count, word in zip(
+            pending, sub_patterns, sub_counts.tolist(), drawn, strict=True
+        ):
             if count_occurrences(pattern, word) == count:
                 words[i] = word
         pending = [i for i in pending if words[i] is None]

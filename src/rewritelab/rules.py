@@ -39,7 +39,7 @@ def count_occurrences(pattern: str, word: str) -> int:
 
 
 def rewrite(x: str, y: str, word: str) -> str:
-    """`word` with its leftmost occurrence of `x` replaced by `y`; `word` itself if `x` is absent."""
+    """`word` with its leftmost `x` replaced by `y`; `word` itself if `x` is absent."""
     position = word.find(x)
     if position < 0:
         return word
@@ -131,7 +131,7 @@ class MarkovAlgorithm:
 
     @classmethod
     def parse(cls, text: str) -> MarkovAlgorithm:
-        """One rule per line (`x -> y`, `x ->. y`); `#` starts a comment; blank lines are skipped."""
+        """One rule per line (`x -> y`, `x ->. y`); `#` starts a comment; blank lines skipped."""
         rules = []
         for number, line in enumerate(text.splitlines(), start=1):
             content = line.split(COMMENT, 1)[0].strip()
@@ -146,7 +146,7 @@ class MarkovAlgorithm:
         return cls(tuple(rules))
 
     def step(self, word: str) -> tuple[int, str] | None:
-        """Apply the first applicable rule once: (its index, the new word), or None if none applies."""
+        """Apply the first applicable rule once: (its index, the new word), or None if none does."""
         for index, rule in enumerate(self.rules):
             if rule.matches(word):
                 return index, rule.apply(word)

@@ -385,14 +385,20 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     if key in _RANGE_KEYS:
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value, value]
-        if not (isinstance(value, list | tuple) and len(value) == 2 and all(_is_int(v) for v in value)):
-            raise RewritelabError(f"{where} must be an integer or a [low, high] pair, got {value!r}")
+        if not (
+            isinstance(value, list | tuple) and len(value) == 2 and all(_is_int(v) for v in value)
+        ):
+            raise RewritelabError(
+                f"{where} must be an integer or a [low, high] pair, got {value!r}"
+            )
         return tuple(value)
     if key in _TUPLE_KEYS:
         items = value if isinstance(value, list | tuple) else [value]
         kind = str if key == "families" else (int if key == "occurrences" else float)
         if not items or not all(_is_kind(v, kind) for v in items):
-            raise RewritelabError(f"{where} must be a {kind.__name__} or a list of them, got {value!r}")
+            raise RewritelabError(
+                f"{where} must be a {kind.__name__} or a list of them, got {value!r}"
+            )
         return tuple(kind(v) for v in items)
     expected = _SPLIT_FIELDS[key].type
     if "float" in expected and _is_kind(value, float):
@@ -412,7 +418,11 @@ def _is_int(value: Any) -> bool:
 
 def _is_kind(value: Any, kind: type) -> bool:
     if kind is float:
-        return (isinstance(value, int | float)) and not isinstance(value, bool) and math.isfinite(value)
+        return (
+            (isinstance(value, int | float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
     if kind is int:
         return _is_int(value)
     return isinstance(value, kind)

@@ -1,0 +1,163 @@
+"""Statistics and integrity checks of a generated dataset (`rewritelab inspect`).
+
+Reads every split back from disk and reports what it really contains (instructions, examples
+per instruction, no-op share, occurrence, family and length distributions), then checks what
+must hold: file hashes match the manifest, every output is the exact rewrite of its input,
+`noop` and `occurrences` agree with the input, train and test rules are disjoint, and the
+seen-instruction test split only uses training rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rewritelab.datasets import SPLIT_FILES, read_manifest, read_records
+from rewritelab.errors import RewritelabError
+from rewritelab.rules import count_occurrences, rewrite
+
+
+@dataclass
+class SplitStatistics:
+    """What one split file holds, accumulated record by record."""
+
+    examples: int = 0
+    noops: int = 0
+    wrong_records: int = 0
+    per_instruction: Counter = field(default_factory=Counter)
+    occurrences: Counter = field(default_factory=Counter)
+    families: Counter = field(default_factory=Counter)
+    k_values: Counter = field(default_factory=Counter)
+    lengths: dict[str, list[int]] = field(default_factory=lambda: {"x": [], "y": [], "z": []})
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, record: dict) -> None:
+        x, y, z = record["x"], record["y"], record["z"]
+        occurrences = count_occurrences(x, z)
+        consistent = (
+            record["output"] == rewrite(x, y, z)
+            and record["occurrences"] == occurrences
+            and record["noop"] == (occurrences == 0)
+        )
+        self.wrong_records += not consistent
+        self.examples += 1
+        self.noops += record["noop"]
+        self.per_instruction[record["instruction"]] += 1
+        self.occurrences[record["occurrences"]] += 1
+        self.families[record["family"]] += 1
+        self.k_values[record["k"]] += 1
+        for name in ("x", "y", "z"):
+            self.lengths[name].append(len(record[name]))
+        self.pairs.add((x, y))
+
+    def summary(self) -> dict:
+        counts = np.array(list(self.per_instruction.values()) or [0])
+        return {
+            "examples": self.examples,
+            "instructions": len(self.per_instruction),
+            "examples_per_instruction": _describe(counts),
+            "noop_share": self.noops / max(1, self.examples),
+            "occurrences": dict(sorted(self.occurrences.items())),
+            "families": dict(sorted(self.families.items())),
+            "k": {
+                str(k): v
+                for k, v in sorted(
+                    self.k_values.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)
+                )
+            },
+            "lengths": {name: _describe(np.array(v or [0])) for name, v in self.lengths.items()},
+            "wrong_records": self.wrong_records,
+        }
+
+
+def _describe(values: np.ndarray) -> dict:
+    return {
+        "min": int(values.min()),
+        "median": float(np.median(values)),
+        "mean": round(float(values.mean()), 3),
+        "max": int(values.max()),
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inspect_dataset(data_dir: str | Path) -> dict:
+    """Statistics per split plus the integrity checks, as plain data."""
+    data_dir = Path(data_dir)
+    manifest = read_manifest(data_dir)
+    splits: dict[str, SplitStatistics] = {}
+    checks: dict[str, bool] = {}
+    for name, filename in SPLIT_FILES.items():
+        path = data_dir / filename
+        if not path.is_file():
+            raise RewritelabError(f"{data_dir} has no {filename}")
+        expected = manifest.get("files", {}).get(filename, {}).get("sha256")
+        checks[f"{filename} matches manifest hash"] = expected == _sha256(path)
+        splits[name] = SplitStatistics()
+        for record in read_records(path):
+            splits[name].add(record)
+    train, test, seen = splits["train"], splits["test"], splits["seen_test"]
+    checks["every record is exact (output, noop, occurrences)"] = all(
+        s.wrong_records == 0 for s in splits.values()
+    )
+    checks["train and test rules are disjoint"] = not (train.pairs & test.pairs)
+    shared_patterns = {x for x, _ in train.pairs} & {x for x, _ in test.pairs}
+    if manifest.get("config", {}).get("disjoint") == "patterns":
+        checks["train and test patterns are disjoint"] = not shared_patterns
+    checks["train and test instruction ids are disjoint"] = not (
+        set(train.per_instruction) & set(test.per_instruction)
+    )
+    checks["seen_test uses training rules only"] = seen.pairs <= train.pairs
+    return {
+        "directory": str(data_dir),
+        "seed": manifest.get("seed"),
+        "version": manifest.get("version"),
+        "disjoint": manifest.get("config", {}).get("disjoint"),
+        "test_patterns_seen_in_train": len(shared_patterns),
+        "splits": {name: stats.summary() for name, stats in splits.items()},
+        "checks": checks,
+    }
+
+
+def format_inspection(report: dict) -> str:
+    """A readable text rendering of `inspect_dataset`'s report."""
+    lines = [
+        f"dataset {report['directory']} (seed {report['seed']}, rewritelab {report['version']})"
+    ]
+    for name, s in report["splits"].items():
+        per, length = s["examples_per_instruction"], s["lengths"]
+        lines += [
+            f"\n[{name}] {s['examples']} examples, {s['instructions']} instructions",
+            f"  examples per instruction: min {per['min']}, median {per['median']:g}, "
+            f"mean {per['mean']:g}, max {per['max']}",
+            f"  no-op share: {s['noop_share']:.4f}",
+            f"  occurrences of x: {_histogram(s['occurrences'])}",
+            f"  families: {_histogram(s['families'])}; k: {_histogram(s['k'])}",
+        ]
+        for side in ("x", "y", "z"):
+            d = length[side]
+            lines.append(f"  |{side}|: min {d['min']}, mean {d['mean']:g}, max {d['max']}")
+    lines.append(
+        f"\ntest rules disjoint from train by {report['disjoint']}; "
+        f"test patterns also used by a training rule: {report['test_patterns_seen_in_train']}"
+    )
+    lines.append("checks:")
+    lines += [
+        f"  [{'ok' if passed else 'FAIL'}] {check}" for check, passed in report["checks"].items()
+    ]
+    return "\n".join(lines)
+
+
+def _histogram(counts: dict) -> str:
+    total = sum(counts.values()) or 1
+    return ", ".join(f"{key}: {value} ({value / total:.1%})" for key, value in counts.items())
