@@ -25,7 +25,6 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -58,14 +57,26 @@ def stream(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS.index(name),)))
 
 
-class Instruction(NamedTuple):
-    """One rule of a dataset, with its global integer id and the family that drew it."""
+@dataclass(frozen=True)
+class RuleTable:
+    """The rules of a split as columns: global id, x, y, and the family (and k) that drew them.
 
-    id: int
-    x: str
-    y: str
-    family: str
-    k: int | None
+    Columns rather than one object per rule: a split can hold 10^6 rules.
+    """
+
+    ids: list[int]
+    x: list[str]
+    y: list[str]
+    family: list[str]
+    k: list[int | None]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, rows: list[int]) -> RuleTable:
+        """The rules at the given row positions, in that order."""
+        columns = (self.ids, self.x, self.y, self.family, self.k)
+        return RuleTable(*([column[i] for i in rows] for column in columns))
 
 
 # ---------------------------------------------------------------- instructions
@@ -85,13 +96,13 @@ def draw_instructions(
     first_id: int,
     taken_pairs: set[tuple[str, str]] = frozenset(),
     taken_patterns: set[str] = frozenset(),
-) -> list[Instruction]:
+) -> RuleTable:
     """`split.instructions` distinct rules (x != y) avoiding the taken pairs and patterns."""
     sampler = PatternSampler(alphabet)
     registry = list(FAMILIES)
     family_index = np.array([registry.index(name) for name in split.families])
     uses = [family.uses_k for family in FAMILIES.values()]
-    chosen: dict[tuple[str, str], Instruction] = {}
+    chosen: dict[tuple[str, str], tuple[str, int | None]] = {}  # rule -> (family, k)
     for _ in range(MAX_RULE_ROUNDS):
         needed = split.instructions - len(chosen)
         if needed == 0:
@@ -101,11 +112,13 @@ def draw_instructions(
         k = rng.integers(split.k[0], split.k[1] + 1, size=batch)
         xs = sampler.draw(rng, families, k, split.pattern_length)
         ys = sampler.draw(rng, families, k, split.replacement_length)
+        names = [registry[f] for f in families.tolist()]
         k_or_none = [
             kk if uses[f] else None for f, kk in zip(families.tolist(), k.tolist(), strict=True)
         ]
-        pairs = zip(xs, ys, strict=True)
-        for pair, family, kk in zip(pairs, families.tolist(), k_or_none, strict=True):
+        for pair, family in zip(
+            zip(xs, ys, strict=True), zip(names, k_or_none, strict=True), strict=True
+        ):
             if (
                 pair[0] == pair[1]
                 or pair in chosen
@@ -113,7 +126,7 @@ def draw_instructions(
                 or pair[0] in taken_patterns
             ):
                 continue
-            chosen[pair] = Instruction(first_id + len(chosen), *pair, registry[family], kk)
+            chosen[pair] = family
             if len(chosen) == split.instructions:
                 break
     if len(chosen) < split.instructions:
@@ -121,7 +134,10 @@ def draw_instructions(
             f"could draw only {len(chosen)} of {split.instructions} distinct instructions: the "
             "alphabet, lengths and families allow too few rules (or disjointness removes them)"
         )
-    return list(chosen.values())
+    ids = list(range(first_id, first_id + len(chosen)))
+    xs, ys = [pair[0] for pair in chosen], [pair[1] for pair in chosen]
+    families, ks = [v[0] for v in chosen.values()], [v[1] for v in chosen.values()]
+    return RuleTable(ids, xs, ys, families, ks)
 
 
 # ---------------------------------------------------------------- example plans
@@ -221,42 +237,35 @@ def _json_safe(alphabet: str) -> bool:
     return all(json.dumps(c, ensure_ascii=False) == f'"{c}"' for c in alphabet)
 
 
-def _record_prefix(instruction: Instruction, safe: bool) -> str:
-    """The fixed part of every record of an instruction, as JSON text ending before `z`."""
+def _record_prefixes(rules: RuleTable, safe: bool) -> list[str]:
+    """The fixed part of every record of each rule, as JSON text ending before `z`."""
+    columns = zip(rules.ids, rules.x, rules.y, rules.family, rules.k, strict=True)
     if safe:
-        k = "null" if instruction.k is None else instruction.k
-        return (
-            f'{{"instruction": {instruction.id}, "x": "{instruction.x}", "y": "{instruction.y}", '
-            f'"family": "{instruction.family}", "k": {k}, '
-        )
-    head = {
-        "instruction": instruction.id,
-        "x": instruction.x,
-        "y": instruction.y,
-        "family": instruction.family,
-        "k": instruction.k,
-    }
-    return json.dumps(head, ensure_ascii=False)[:-1] + ", "
+        return [
+            f'{{"instruction": {i}, "x": "{x}", "y": "{y}", "family": "{family}", '
+            f'"k": {"null" if k is None else k}, '
+            for i, x, y, family, k in columns
+        ]
+    keys = ("instruction", "x", "y", "family", "k")
+    return [
+        json.dumps(dict(zip(keys, row, strict=True)), ensure_ascii=False)[:-1] + ", "
+        for row in columns
+    ]
 
 
 def record_lines(
-    instructions: list[Instruction],
-    assignment: np.ndarray,
-    inputs: list[str],
-    counts: np.ndarray,
-    safe: bool,
+    rules: RuleTable, assignment: np.ndarray, inputs: list[str], counts: np.ndarray, safe: bool
 ) -> Iterator[str]:
     """JSON lines of the records, identical to `json.dumps(record, ensure_ascii=False)`."""
-    prefixes = [_record_prefix(instruction, safe) for instruction in instructions]
-    for local, word, count in zip(assignment.tolist(), inputs, counts.tolist(), strict=True):
-        rule = instructions[local]
-        output = rewrite(rule.x, rule.y, word)
+    prefixes = _record_prefixes(rules, safe)
+    for row, word, count in zip(assignment.tolist(), inputs, counts.tolist(), strict=True):
+        output = rewrite(rules.x[row], rules.y[row], word)
         noop = "true" if count == 0 else "false"
         if safe:
             tail = f'"z": "{word}", "output": "{output}"'
         else:
             tail = json.dumps({"z": word, "output": output}, ensure_ascii=False)[1:-1]
-        yield f'{prefixes[local]}{tail}, "noop": {noop}, "occurrences": {count}}}\n'
+        yield f'{prefixes[row]}{tail}, "noop": {noop}, "occurrences": {count}}}\n'
 
 
 def write_lines(path: Path, lines: Iterator[str], chunk: int = 50_000) -> dict:
@@ -293,32 +302,32 @@ def read_records(path: str | Path) -> Iterator[dict]:
 
 @dataclass
 class SplitData:
-    """One split in memory: its instructions and, per example, instruction index, input, count."""
+    """One split in memory: its rules and, per example, rule row, input and occurrence count."""
 
-    instructions: list[Instruction]
+    rules: RuleTable
     assignment: np.ndarray
     inputs: list[str]
     counts: np.ndarray
 
 
 def make_split(
-    spec: DatasetSpec, split: SplitSpec, instructions: list[Instruction], name: str, total: int
+    spec: DatasetSpec, split: SplitSpec, rules: RuleTable, name: str, total: int
 ) -> SplitData:
-    """Assign `total` examples of `split`'s composition to `instructions` and build their inputs."""
+    """Assign `total` examples of `split`'s composition to `rules` and build their inputs."""
     rng = stream(spec.seed, f"{name}_spread")
-    assignment = assign(rng, len(instructions), total, split.spread, split.alpha)
+    assignment = assign(rng, len(rules), total, split.spread, split.alpha)
     counts = occurrence_plan(rng, split, total)
-    patterns = [instructions[i].x for i in assignment.tolist()]
+    patterns = [rules.x[i] for i in assignment.tolist()]
     inputs = build_inputs(
         stream(spec.seed, f"{name}_inputs"), spec.alphabet, patterns, counts, split.input_length
     )
-    return SplitData(instructions, assignment, inputs, counts)
+    return SplitData(rules, assignment, inputs, counts)
 
 
 def keep(data: SplitData, mask: np.ndarray) -> SplitData:
     """The examples of `data` selected by a boolean mask, in their original order."""
     inputs = [word for word, kept in zip(data.inputs, mask.tolist(), strict=True) if kept]
-    return SplitData(data.instructions, data.assignment[mask], inputs, data.counts[mask])
+    return SplitData(data.rules, data.assignment[mask], inputs, data.counts[mask])
 
 
 def build_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict[str, SplitData]:
@@ -331,8 +340,8 @@ def build_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict[str, SplitD
         spec.alphabet,
         stream(spec.seed, "test_rules"),
         len(train_rules),
-        taken_pairs={(r.x, r.y) for r in train_rules},
-        taken_patterns={r.x for r in train_rules} if spec.disjoint == "patterns" else set(),
+        taken_pairs=set(zip(train_rules.x, train_rules.y, strict=True)),
+        taken_patterns=set(train_rules.x) if spec.disjoint == "patterns" else set(),
     )
     bar.update()
     bar.set_description("train inputs")
@@ -341,7 +350,7 @@ def build_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict[str, SplitD
         rng = stream(spec.seed, "subsample")
         train = keep(train, subsample_mask(rng, train.assignment, spec.train, len(train_rules)))
     present = np.unique(train.assignment)
-    seen_rules = [train_rules[i] for i in present.tolist()]
+    seen_rules = train_rules.subset(present.tolist())
     seen_split = dataclasses.replace(spec.train, spread="uniform")
     bar.update()
     bar.set_description("test inputs")
@@ -396,7 +405,7 @@ def _write_splits(spec: DatasetSpec, splits: dict[str, SplitData], directory: Pa
     safe = _json_safe(spec.alphabet)
     files = {}
     for name, data in splits.items():
-        lines = record_lines(data.instructions, data.assignment, data.inputs, data.counts, safe)
+        lines = record_lines(data.rules, data.assignment, data.inputs, data.counts, safe)
         files[SPLIT_FILES[name]] = write_lines(directory / SPLIT_FILES[name], lines)
     manifest = {
         "format": FORMAT,

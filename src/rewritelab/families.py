@@ -123,17 +123,19 @@ class PatternSampler:
     ) -> list[str]:
         """One pattern per rule: family `family_ids[i]` (index into FAMILIES), parameter `k[i]`."""
         families = list(FAMILIES.values())
-        uses_k = np.array([families[f].uses_k for f in family_ids], dtype=bool)
+        uses_k = np.array([f.uses_k for f in families])[family_ids]
         m = self.draw_block_sizes(rng, k, uses_k, lengths)
         pattern_lengths = m * np.where(uses_k, k, 1)
         width = int(pattern_lengths.max(initial=0))
-        blocks = rng.integers(0, len(self.alphabet), size=(len(k), max(1, int(m.max(initial=1)))))
-        positions = np.arange(width)[None, :]
-        source = np.zeros((len(k), width), dtype=np.int64)
-        for family_id, family in enumerate(families):
-            rows = family_ids == family_id
-            if rows.any():
-                source[rows] = family.block_index(positions, m[rows, None], k[rows, None])
-        source = np.clip(source, 0, blocks.shape[1] - 1)
-        codes = self.code_points[np.take_along_axis(blocks, source, axis=1)]
+        # Every family reads block positions below `width`, so a block of that width suffices.
+        blocks = rng.integers(0, len(self.alphabet), size=(len(k), width), dtype=np.int32)
+        if uses_k.any():
+            positions = np.arange(width, dtype=np.int32)[None, :]
+            source = np.broadcast_to(positions, blocks.shape).copy()
+            for family_id, family in enumerate(families):
+                rows = (family_ids == family_id) & uses_k
+                if rows.any():
+                    source[rows] = family.block_index(positions, m[rows, None], k[rows, None])
+            blocks = np.take_along_axis(blocks, source, axis=1)
+        codes = self.code_points[blocks]
         return strings_from_codes(codes, pattern_lengths)

@@ -238,15 +238,6 @@ class DatasetSpec:
         capacity = self.train.rule_capacity(size)
         if _rule_shape(self.train) != _rule_shape(self.test):
             capacity += self.test.rule_capacity(size)  # different rule sets: an upper bound
-        if self.disjoint == "patterns":
-            patterns = self.train.pattern_capacity(size)
-            if _rule_shape(self.train) != _rule_shape(self.test):
-                patterns += self.test.pattern_capacity(size)
-            if wanted > patterns:
-                raise RewritelabError(
-                    f"{wanted} instructions with pairwise different patterns requested, but the "
-                    f"alphabet and lengths allow at most {patterns} distinct patterns"
-                )
         for name, split in (("train", self.train), ("test", self.test)):
             if split.instructions > split.rule_capacity(size):
                 raise RewritelabError(

@@ -1,0 +1,156 @@
+"""Encoded dataset splits and the batches cut from them, for training and evaluation.
+
+A split is encoded once into one flat array of token ids plus per-example offsets, prompt
+lengths and the record fields the evaluation breaks accuracy down by. Batches are padded on
+the right to their own longest sequence only; training batches come from length buckets
+(examples of similar length together), which removes most padding without changing what an
+epoch contains. A training batch is a pure function of (seed, step): resuming a run needs
+no hidden sampler state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewritelab.datasets import SPLIT_FILES, read_manifest, read_records
+from rewritelab.errors import RewritelabError
+from rewritelab.tokenizer import Tokenizer
+
+# Record fields kept per example for the accuracy breakdown.
+BREAKDOWN_FIELDS = ("instruction", "noop", "occurrences")
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """One split, tokenised: example i is `tokens[offsets[i]:offsets[i + 1]]`."""
+
+    tokens: np.ndarray  # (total tokens,) int64
+    offsets: np.ndarray  # (N + 1,)
+    prompt_lengths: np.ndarray  # (N,)
+    records: list[dict]  # (N,) the source records, for breakdowns and predictions
+
+    def __len__(self) -> int:
+        return len(self.prompt_lengths)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, indices: np.ndarray) -> EncodedSplit:
+        """The examples at `indices`, in that order."""
+        pieces = [self.tokens[self.offsets[i] : self.offsets[i + 1]] for i in indices.tolist()]
+        lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
+        return EncodedSplit(
+            np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            self.prompt_lengths[indices],
+            [self.records[i] for i in indices.tolist()],
+        )
+
+
+def check_dataset(data_dir: str | Path, tokenizer: Tokenizer | None = None) -> dict:
+    """The dataset's manifest, after checking its files exist and the tokenizer covers it."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise RewritelabError(f"data directory {data_dir} does not exist")
+    manifest = read_manifest(data_dir)
+    missing = [name for name in SPLIT_FILES.values() if not (data_dir / name).is_file()]
+    if missing:
+        raise RewritelabError(f"dataset {data_dir} is missing {', '.join(missing)}")
+    if tokenizer is not None:
+        tokenizer.check_alphabet(dataset_alphabet(manifest), f"the dataset {data_dir}")
+    return manifest
+
+
+def dataset_alphabet(manifest: dict) -> str:
+    try:
+        return manifest["config"]["alphabet"]
+    except (KeyError, TypeError):
+        raise RewritelabError("dataset manifest has no config.alphabet") from None
+
+
+def encode_split(data_dir: str | Path, split: str, tokenizer: Tokenizer) -> EncodedSplit:
+    """Read and tokenise one split (`train`, `seen_test` or `test`) of a dataset."""
+    if split not in SPLIT_FILES:
+        raise RewritelabError(f"split must be one of {tuple(SPLIT_FILES)}, got {split!r}")
+    path = Path(data_dir) / SPLIT_FILES[split]
+    if not path.is_file():
+        raise RewritelabError(f"dataset {data_dir} has no {SPLIT_FILES[split]}")
+    pieces, prompt_lengths, records = [], [], []
+    try:
+        for record in read_records(path):
+            prompt = tokenizer.encode_prompt(record["x"], record["y"], record["z"])
+            pieces.append(prompt + tokenizer.encode_answer(record["output"]))
+            prompt_lengths.append(len(prompt))
+            records.append(
+                {key: record[key] for key in ("x", "y", "z", "output")}
+                | {key: record[key] for key in BREAKDOWN_FIELDS}
+            )
+    except (ValueError, KeyError, TypeError) as error:
+        raise RewritelabError(f"{path} is not a valid split file: {error!r}") from None
+    if not pieces:
+        raise RewritelabError(f"{path} holds no examples")
+    lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
+    return EncodedSplit(
+        np.fromiter((t for piece in pieces for t in piece), dtype=np.int64, count=lengths.sum()),
+        np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        np.array(prompt_lengths, dtype=np.int64),
+        records,
+    )
+
+
+def epoch_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket_batches: int
+) -> list[np.ndarray]:
+    """One epoch of example indices cut into batches of similar lengths, in random order.
+
+    The shuffled examples are cut into chunks of `bucket_batches` batches; each chunk is sorted
+    by length and cut into batches; the batches are shuffled. `bucket_batches=1` gives plain
+    random batches. The number of batches depends only on the sizes, never on the seed.
+    """
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(order), chunk):
+        piece = order[start : start + chunk]
+        piece = piece[np.argsort(lengths[piece], kind="stable")]
+        batches.extend(piece[i : i + batch_size] for i in range(0, len(piece), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches)).tolist()]
+
+
+def batches_per_epoch(examples: int, batch_size: int, bucket_batches: int) -> int:
+    """How many batches `epoch_batches` cuts `examples` examples into."""
+    chunk = batch_size * bucket_batches
+    full, rest = divmod(examples, chunk)
+    return full * bucket_batches + -(-rest // batch_size)
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Evaluation batches: indices sorted by length, so each batch pads little."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(
+    split: EncodedSplit, indices: np.ndarray, pad_id: int, multiple: int = 1
+) -> np.ndarray:
+    """Token ids of the examples at `indices`, right-padded to the longest (rounded up to
+    `multiple`), shape (B, T)."""
+    lengths = split.lengths[indices]
+    width = -(-int(lengths.max()) // multiple) * multiple
+    ids = np.full((len(indices), width), pad_id, dtype=np.int64)
+    for row, (i, length) in enumerate(zip(indices.tolist(), lengths.tolist(), strict=True)):
+        ids[row, :length] = split.tokens[split.offsets[i] : split.offsets[i] + length]
+    return ids
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array as a tensor on `device` (pinned, non-blocking copy on CUDA)."""
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor

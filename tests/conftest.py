@@ -1,0 +1,44 @@
+"""Shared helpers: small generated datasets and independent reference semantics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rewritelab.datasets import generate_dataset
+from rewritelab.spec import spec_from_dict
+
+
+def reference_occurrences(pattern: str, word: str) -> int:
+    """Count start positions where `pattern` matches, by direct comparison (independent of str.find)."""
+    return sum(
+        1 for i in range(len(word) - len(pattern) + 1) if word[i : i + len(pattern)] == pattern
+    )
+
+
+def reference_rewrite(x: str, y: str, word: str) -> str:
+    """Replace the first position where `x` matches, scanning left to right."""
+    for i in range(len(word) - len(x) + 1):
+        if word[i : i + len(x)] == x:
+            return word[:i] + y + word[i + len(x) :]
+    return word
+
+
+def load_split(directory: Path, name: str) -> list[dict]:
+    with open(directory / f"{name}.jsonl", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture
+def make_dataset(tmp_path):
+    """Generate a dataset from a config dict into a fresh directory; return the directory."""
+    counter = iter(range(1000))
+
+    def make(config: dict) -> Path:
+        out = tmp_path / f"data{next(counter)}"
+        generate_dataset(spec_from_dict(config), out)
+        return out
+
+    return make
