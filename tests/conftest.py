@@ -12,10 +12,14 @@ from rewritelab.spec import spec_from_dict
 
 
 def reference_occurrences(pattern: str, word: str) -> int:
-    """Count start positions where `pattern` matches, by direct comparison (independent of str.find)."""
-    return sum(
-        1 for i in range(len(word) - len(pattern) + 1) if word[i : i + len(pattern)] == pattern
-    )
+    """Disjoint copies of `pattern` found scanning left to right, by direct comparison."""
+    count, i = 0, 0
+    while i + len(pattern) <= len(word):
+        if word[i : i + len(pattern)] == pattern:
+            count, i = count + 1, i + max(1, len(pattern))
+        else:
+            i += 1
+    return count if pattern else len(word) + 1
 
 
 def reference_rewrite(x: str, y: str, word: str) -> str:

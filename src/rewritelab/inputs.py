@@ -6,7 +6,7 @@ filler word with `c` copies of x inserted at uniformly drawn gaps. The input's l
 uniformly in `[max(low, c*|x|), high]`; the filler itself never contains x. A no-op input is
 a random word of length drawn in `[low, high]` that does not contain x. Every input is then
 checked against the exact definition (`count_occurrences`): one with accidental extra
-occurrences (a copy overlapping the filler, say) is drawn again, so the recorded count is exact.
+occurrences (filler letters completing a copy, say) is drawn again, so the count is exact.
 """
 
 from __future__ import annotations

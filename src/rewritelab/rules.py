@@ -23,14 +23,17 @@ COMMENT = "#"
 _RULE_LINE = re.compile(r"^(?P<x>.*?)\s*->(?P<terminal>\.?)(?P<y>.*)$")
 
 
-def count_occurrences(pattern: str, word: str) -> int:
-    """Number of positions at which `pattern` occurs in `word`, overlapping matches included.
+def count_occurrences(pattern: str, word: str, overlapping: bool = False) -> int:
+    """How many times `pattern` occurs in `word`.
 
-    `count_occurrences("aa", "aaa") == 2`. The empty pattern occurs at every position,
-    `len(word) + 1` times. This is the count recorded as `occurrences` in every dataset.
+    By default occurrences are counted the way a left-to-right scan finds disjoint copies (as
+    `str.count` does): `count_occurrences("aa", "aaaa") == 2`. This is the count recorded as
+    `occurrences` in every dataset: planting c copies of x gives c occurrences even when the
+    copies touch. With `overlapping=True` every start position counts: `("aa", "aaaa") -> 3`.
+    The empty pattern occurs at every position, `len(word) + 1` times, either way.
     """
-    if not pattern:
-        return len(word) + 1
+    if not overlapping or not pattern:
+        return word.count(pattern)
     count, start = 0, word.find(pattern)
     while start >= 0:
         count += 1
@@ -63,7 +66,7 @@ class Rule:
         return rewrite(self.x, self.y, word)
 
     def occurrences(self, word: str) -> int:
-        """Overlapping occurrences of `x` in `word` (see `count_occurrences`)."""
+        """Occurrences of `x` in `word`, disjoint copies (see `count_occurrences`)."""
         return count_occurrences(self.x, word)
 
     @classmethod
