@@ -77,6 +77,71 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0 if all(report["checks"].values()) else 1
 
 
+def find_experiment(name: str) -> Path:
+    """An experiment file: a path, or a name looked up in ./experiments and the source tree's."""
+    candidates = [Path(name), Path("experiments") / f"{name}.toml"]
+    candidates.append(Path(__file__).resolve().parents[2] / "experiments" / f"{name}.toml")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise RewritelabError(f"no experiment file {name!r} (looked in ./experiments)")
+
+
+def _sweep(args: argparse.Namespace) -> tuple[Path, object]:
+    from rewritelab.sweep import ResultsDatabase, load_experiment, run_sweep
+
+    experiment = load_experiment(find_experiment(args.experiment), args.preset)
+    workdir = Path(args.workdir or f"runs/{experiment.name}-{experiment.preset}")
+    database_path = Path(args.db) if args.db else workdir / "results.sqlite"
+    database = ResultsDatabase(database_path)
+    print(f"{experiment.title}: {len(experiment.points())} points -> {database_path}")
+    try:
+        counts = run_sweep(
+            experiment, database, workdir, executor=args.executor, jobs=args.jobs,
+            retry_failed=args.retry_failed, address=args.address, progress=not args.quiet,
+        )  # fmt: skip
+    finally:
+        database.close()
+    print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
+    return database_path, counts
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    _, counts = _sweep(args)
+    return 1 if counts["failed"] else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rewritelab.report import write_report
+
+    report = write_report(args.results, args.out)
+    print(f"wrote {report}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from rewritelab.report import write_report
+
+    database_path, counts = _sweep(args)
+    report = write_report(database_path, args.out or database_path.parent / "report")
+    print(report.read_text(encoding="utf-8"))
+    return 1 if counts["failed"] else 0
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "experiment", help="experiment file, or a name in experiments/ (e1, e2, ...)"
+    )
+    parser.add_argument("--preset", help="preset of the experiment file (paper, gpu, cpu)")
+    parser.add_argument("--workdir", help="datasets and runs go here (default runs/NAME-PRESET)")
+    parser.add_argument("--db", help="results database (default WORKDIR/results.sqlite)")
+    parser.add_argument("--executor", default="local", choices=["local", "ray"])
+    parser.add_argument("--jobs", type=int, default=1, help="points at once (local executor)")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    parser.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rewritelab", description="Controlled instruction-tuning research on rewrite rules."
@@ -125,6 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("data", help="dataset directory")
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     inspect.set_defaults(run=cmd_inspect)
+
+    sweep = commands.add_parser("sweep", help="run an experiment's grid into a results database")
+    add_sweep_arguments(sweep)
+    sweep.set_defaults(run=cmd_sweep)
+
+    reproduce = commands.add_parser("reproduce", help="sweep an experiment, then print its report")
+    add_sweep_arguments(reproduce)
+    reproduce.add_argument("--out", help="report directory (default WORKDIR/report)")
+    reproduce.set_defaults(run=cmd_reproduce)
+
+    report = commands.add_parser("report", help="figures and tables from a results database")
+    report.add_argument("results", help="results database (SQLite)")
+    report.add_argument("--out", required=True, help="report directory")
+    report.set_defaults(run=cmd_report)
     return parser
 
 

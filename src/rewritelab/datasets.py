@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -389,7 +390,7 @@ def generate_dataset(
     with tqdm(total=4, disable=not progress, unit="stage") as bar:
         splits = build_splits(spec, bar)
         bar.set_description("writing")
-        staging = out_dir.parent / f".{out_dir.name}.partial"
+        staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
@@ -424,9 +425,12 @@ def _write_splits(spec: DatasetSpec, splits: dict[str, SplitData], directory: Pa
 def _replace_directory(staging: Path, out_dir: Path) -> None:
     """Move the finished staging directory into place, replacing an old one only at the end."""
     if not out_dir.exists():
-        staging.rename(out_dir)
+        try:
+            staging.rename(out_dir)
+        except OSError:  # another process finished the same directory first
+            raise RewritelabError(f"output directory {out_dir} appeared while generating") from None
         return
-    retired = out_dir.parent / f".{out_dir.name}.old"
+    retired = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
     shutil.rmtree(retired, ignore_errors=True)
     out_dir.rename(retired)
     staging.rename(out_dir)

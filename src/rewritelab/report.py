@@ -1,0 +1,253 @@
+"""Figures and tables from a results database: seed means with standard errors, per experiment.
+
+`write_report(database, out_dir)` groups the finished points of each (experiment, preset) by
+their factor values, averages over seeds (mean, standard error, seed count), draws the figure
+that suits the experiment's kind (PNG and PDF), and writes `report.md` with the tables, the
+figures and the run metadata. E1 figures mark the paper's thresholds; the E5 table sits beside
+the paper's Table 1. Only matplotlib is needed (the `report` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rewritelab.errors import RewritelabError
+from rewritelab.sweep.database import ResultsDatabase
+
+INSTRUCTIONS = "dataset.train.instructions"
+PAPER_E1 = "paper: ≈0 below 300 instructions, sharp rise near 400, high from 1,000 on"
+PAPER_TABLE1 = {  # training occurrences -> accuracy at 2000, 1000, 500, 200 instructions
+    "1": [0.71, 0.41, 0.00, 0.00],
+    "10": [0.88, 0.71, 0.00, 0.00],
+    "20": [0.73, 0.28, 0.07, 0.00],
+    "mix": [0.94, 0.94, 0.62, 0.00],
+}
+METRICS = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
+
+
+def mean_and_stderr(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(variance / n)
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """One entry per distinct factor setting: seed count and mean/stderr of each metric."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["status"] == "done":
+            groups[json.dumps(row["factors"], sort_keys=True)].append(row)
+    summary = []
+    for key, members in groups.items():
+        entry: dict[str, Any] = {"factors": json.loads(key), "seeds": len(members)}
+        for metric in METRICS:
+            values = [m["metrics"][metric] for m in members if m["metrics"].get(metric) is not None]
+            if values:
+                entry[metric], entry[f"{metric}_stderr"] = mean_and_stderr(values)
+        entry["elapsed_s"] = sum(m["elapsed_s"] or 0 for m in members)
+        summary.append(entry)
+    return sorted(summary, key=lambda e: _sort_key(e["factors"]))
+
+
+def _sort_key(factors: dict) -> tuple:
+    return tuple(
+        (0, v, "") if isinstance(v, int | float) else (1, 0, str(v)) for v in factors.values()
+    )
+
+
+def transition_point(entries: list[dict], threshold: float = 0.5) -> float | None:
+    """Instruction count where unseen accuracy first crosses `threshold` (log interpolation)."""
+    curve = sorted((e["factors"][INSTRUCTIONS], e["unseen_accuracy"]) for e in entries)
+    for (i0, a0), (i1, a1) in zip(curve, curve[1:], strict=False):
+        if a0 < threshold <= a1:
+            fraction = (threshold - a0) / (a1 - a0)
+            return math.exp(math.log(i0) + fraction * (math.log(i1) - math.log(i0)))
+    return None
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RewritelabError("reports need matplotlib: pip install 'rewritelab[report]'") from None
+    plt.rcParams.update({"figure.dpi": 150, "font.size": 9, "axes.spines.top": False,
+                         "axes.spines.right": False})  # fmt: skip
+    return plt
+
+
+def _series(entries: list[dict], x_factor: str) -> dict[str, list[dict]]:
+    """Entries split into lines: one per setting of the factors other than `x_factor`."""
+    lines: dict[str, list[dict]] = defaultdict(list)
+    for entry in entries:
+        others = {k: v for k, v in entry["factors"].items() if k != x_factor}
+        label = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in others.items()) or "all"
+        lines[label].append(entry)
+    return lines
+
+
+def plot_curves(entries: list[dict], x_factor: str, title: str, metrics: tuple[str, ...]):
+    """Accuracy against a numeric factor (log axis), one line per other setting, error bars."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5.5, 3.6))
+    for label, members in _series(entries, x_factor).items():
+        members = sorted(members, key=lambda e: e["factors"][x_factor])
+        xs = [e["factors"][x_factor] for e in members]
+        for metric in metrics:
+            if not all(metric in e for e in members):
+                continue
+            name = metric.replace("_accuracy", "").replace("_", " ")
+            axis.errorbar(
+                xs, [e[metric] for e in members], yerr=[e[f"{metric}_stderr"] for e in members],
+                marker="o", markersize=3, capsize=2, linewidth=1,
+                linestyle="--" if metric == "seen_accuracy" else "-",
+                label=f"{name} ({label})" if label != "all" else name,
+            )  # fmt: skip
+    if all(isinstance(e["factors"][x_factor], int | float) for e in entries):
+        axis.set_xscale("log")
+    axis.set_xlabel(x_factor.rsplit(".", 1)[-1].replace("_", " "))
+    axis.set_ylabel("exact-match accuracy")
+    axis.set_ylim(-0.03, 1.03)
+    axis.set_title(title, fontsize=9)
+    return figure, axis
+
+
+def mark_paper_thresholds(axis) -> None:
+    """Shade where the paper reports no generalisation and mark its 300 / 400 / 1,000."""
+    axis.axvspan(axis.get_xlim()[0], 300, color="0.9", zorder=0, label="paper: ≈0 (I < 300)")
+    axis.axvline(400, color="0.5", linestyle=":", linewidth=1, label="paper: sharp rise ≈ 400")
+    axis.axvline(1000, color="0.3", linestyle="-.", linewidth=1, label="paper: high from 1,000")
+
+
+def save_figure(figure, out_dir: Path, name: str) -> list[str]:
+    """Save as PNG and PDF; return the file names."""
+    figure.tight_layout()
+    files = []
+    for suffix in ("png", "pdf"):
+        figure.savefig(out_dir / f"{name}.{suffix}")
+        files.append(f"{name}.{suffix}")
+    _pyplot().close(figure)
+    return files
+
+
+# ---------------------------------------------------------------- tables and report
+
+
+def markdown_table(entries: list[dict]) -> str:
+    """Factor columns, then mean ± stderr of each metric and the seed count."""
+    if not entries:
+        return "_no finished points_\n"
+    factors = list(entries[0]["factors"])
+    metrics = [m for m in METRICS if any(m in e for e in entries)]
+    header = [f.rsplit(".", 1)[-1] for f in factors] + [m.replace("_", " ") for m in metrics]
+    lines = ["| " + " | ".join(header + ["seeds"]) + " |", "|" + "---|" * (len(header) + 1)]
+    for e in entries:
+        cells = [str(e["factors"][f]) for f in factors]
+        cells += [f"{e[m]:.3f} ± {e[f'{m}_stderr']:.3f}" if m in e else "–" for m in metrics]
+        lines.append("| " + " | ".join(cells + [str(e["seeds"])]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def e5_table(entries: list[dict]) -> str:
+    """Our unseen accuracy per (occurrences, instructions) beside the paper's Table 1."""
+    columns = [2000, 1000, 500, 200]
+    ours = {
+        (str(e["factors"].get("occurrences")), e["factors"].get(INSTRUCTIONS)): e for e in entries
+    }
+    lines = ["| occurrences | " + " | ".join(f"I={c} ours / paper" for c in columns) + " |",
+             "|---|" + "---|" * len(columns)]  # fmt: skip
+    for row, paper in PAPER_TABLE1.items():
+        cells = []
+        for column, reference in zip(columns, paper, strict=True):
+            entry = ours.get((row, column))
+            cells.append(
+                f"{entry['unseen_accuracy']:.2f} / {reference:.2f}"
+                if entry
+                else f"– / {reference:.2f}"
+            )
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> list[str]:
+    """The report section of one experiment/preset: summary, figure, tables, failures."""
+    entries = aggregate(rows)
+    failed = [r for r in rows if r["status"] == "failed"]
+    done = [r for r in rows if r["status"] == "done"]
+    lines = [f"## {name} (preset `{preset}`)", ""]
+    lines.append(
+        f"{len(done)} points done, {len(failed)} failed, "
+        f"{sum(1 for r in rows if r['status'] in ('pending', 'running'))} unfinished; "
+        f"compute time {sum(r['elapsed_s'] or 0 for r in done) / 60:.1f} min; "
+        f"devices: {', '.join(sorted({r['device'] or '?' for r in done})) or '–'}."
+    )
+    lines.append("")
+    if entries and all(isinstance(e["factors"].get(INSTRUCTIONS), int) for e in entries):
+        figure, axis = plot_curves(entries, INSTRUCTIONS, f"{name} ({preset})",
+                                   ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy",
+                                    "unseen_has_op_accuracy"))  # fmt: skip
+        if name.lower().startswith("e1") or name.lower().startswith("e0"):
+            mark_paper_thresholds(axis)
+            for label, members in _series(entries, INSTRUCTIONS).items():
+                crossing = transition_point(members)
+                where = f"{crossing:.0f} instructions" if crossing else "not crossed in the grid"
+                lines.append(f"- unseen accuracy crosses 0.5 ({label}): {where}")
+            lines += [f"- {PAPER_E1}", ""]
+        axis.legend(fontsize=6, frameon=False, loc="best")
+        files = save_figure(figure, out_dir, f"{name}-{preset}")
+        lines += [f"![{name}]({files[0]}) ([PDF]({files[1]}))", ""]
+    lines.append(markdown_table(entries))
+    if name.lower().startswith("e5") and entries:
+        lines += [
+            "Beside the paper's Table 1 (unseen accuracy, ours / paper):",
+            "",
+            e5_table(entries),
+        ]
+    for row in failed:
+        lines.append(f"- failed: {row['factors']} seed {row['seed']}: `{row['error']}`")
+    return lines
+
+
+def write_report(database_path: str | Path, out_dir: str | Path) -> Path:
+    """Write figures, `summary.json` and `report.md` for every experiment in the database."""
+    database = ResultsDatabase(database_path)
+    rows = database.rows()
+    database.close()
+    if not rows:
+        raise RewritelabError(f"{database_path} holds no results")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_experiment: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        by_experiment[(row["experiment"], row["preset"])].append(row)
+    created = f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}"
+    lines = [
+        "# rewritelab results",
+        "",
+        f"Generated {created} from `{database_path}`; accuracies: seed means ± standard error.",
+        "",
+    ]
+    summary = {}
+    for (name, preset), members in sorted(by_experiment.items()):
+        lines += experiment_section(name, preset, members, out_dir) + [""]
+        summary[f"{name}/{preset}"] = aggregate(members)
+    versions = sorted({json.dumps(r["versions"], sort_keys=True) for r in rows if r["versions"]})
+    lines += ["## Run metadata", ""] + [f"- versions: `{v}`" for v in versions]
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return report

@@ -1,0 +1,189 @@
+"""Experiment files: a base dataset and training config, a grid of factors, seeds, presets.
+
+An experiment file (TOML) declares what to vary and what to hold fixed:
+
+    name = "e1"
+    title = "Instruction count at a fixed budget (paper Fig. 2a)"
+    kind = "e1"                 # which report figure draws it
+    seeds = 3                   # seeds 0..2, or an explicit list [0, 1, 2]
+
+    [dataset]                   # a dataset config, as for `rewritelab generate`
+    [dataset.train]
+    examples = 1000000
+
+    [train]                     # a training config, as for `rewritelab train`
+    epochs = 3
+
+    [grid]                      # factor = values; the sweep runs their cartesian product
+    "dataset.train.instructions" = [10, 100, 1000]
+    spread = [                  # a value may be a table of dotted settings (and a label)
+        { label = "uniform", "dataset.train.spread" = "uniform" },
+        { label = "0.5", "dataset.train.spread" = "power", "dataset.train.alpha" = 0.5 },
+    ]
+
+    [presets.cpu]               # deep-merged over the base: seeds, dataset, train, grid
+    seeds = 2
+    [presets.cpu.train.model]
+    layers = 2
+
+A grid point's seed sets both the dataset seed and the training seed. Its identity is a hash
+of its resolved configs, so a point already in the results database is never run twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewritelab.errors import RewritelabError
+from rewritelab.spec import apply_override, read_config_file, spec_from_dict
+
+TOP_KEYS = {"name", "title", "kind", "description", "seeds", "dataset", "train", "grid", "presets"}
+PRESET_KEYS = {"seeds", "dataset", "train", "grid", "description"}
+
+
+def content_hash(data: Any, length: int = 16) -> str:
+    """A short stable hash of JSON-able data (key order does not matter)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of a sweep: its factor values, seed, and the resolved configs it trains with."""
+
+    experiment: str
+    preset: str
+    factors: dict[str, Any]
+    seed: int
+    dataset: dict[str, Any]
+    train: dict[str, Any]
+
+    @property
+    def dataset_id(self) -> str:
+        """Identity of the dataset: points that share it share one generated copy."""
+        return content_hash(spec_from_dict(copy.deepcopy(self.dataset)).to_dict())
+
+    @property
+    def point_id(self) -> str:
+        return content_hash({"dataset": self.dataset_id, "train": self.train, "seed": self.seed})
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A resolved experiment file under one preset."""
+
+    name: str
+    title: str
+    kind: str
+    preset: str
+    seeds: list[int]
+    dataset: dict[str, Any]
+    train: dict[str, Any]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    source: str = ""
+
+    def points(self) -> list[Point]:
+        """Every grid point times every seed, in a stable order (seeds innermost)."""
+        names = list(self.grid)
+        points = []
+        for values in itertools.product(*(self.grid[n] for n in names)):
+            for seed in self.seeds:
+                points.append(self._point(dict(zip(names, values, strict=True)), seed))
+        return points
+
+    def _point(self, chosen: dict[str, Any], seed: int) -> Point:
+        config = {"dataset": copy.deepcopy(self.dataset), "train": copy.deepcopy(self.train)}
+        labels = {}
+        for name, value in chosen.items():
+            settings = value if isinstance(value, dict) else {name: value}
+            for key, setting in settings.items():
+                if key != "label":
+                    _set_dotted(config, key, setting, factor=name)
+            labels[name] = (
+                value.get("label", content_hash(value, 8)) if isinstance(value, dict) else value
+            )
+        config["dataset"]["seed"] = seed
+        config["train"]["seed"] = seed
+        return Point(self.name, self.preset, labels, seed, config["dataset"], config["train"])
+
+
+def _set_dotted(config: dict, key: str, value: Any, factor: str) -> None:
+    root = key.split(".", 1)[0]
+    if root not in ("dataset", "train") or "." not in key:
+        raise RewritelabError(
+            f"grid factor {factor!r}: {key!r} must be a dotted key under dataset. or train."
+        )
+    apply_override(config, f"{key}={json.dumps(value)}")
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    """`base` with `update` merged in: tables merge key by key, other values replace."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _seed_list(seeds: Any) -> list[int]:
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        return list(range(seeds))
+    if isinstance(seeds, list) and seeds and all(isinstance(s, int) and s >= 0 for s in seeds):
+        return list(seeds)
+    raise RewritelabError(f"seeds must be a count >= 1 or a list of seeds >= 0, got {seeds!r}")
+
+
+def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
+    """Read an experiment file and resolve it under `preset` (the base settings if None)."""
+    data = read_config_file(path)
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise RewritelabError(f"{path}: unknown experiment key {unknown[0]!r}")
+    presets = data.get("presets", {})
+    if preset is not None:
+        if preset not in presets:
+            known = ", ".join(presets) or "none"
+            raise RewritelabError(f"{path}: no preset {preset!r} (known: {known})")
+        extra = sorted(set(presets[preset]) - PRESET_KEYS)
+        if extra:
+            raise RewritelabError(f"{path}: unknown key {extra[0]!r} in preset {preset!r}")
+        data = deep_merge(data, presets[preset])
+    grid = data.get("grid", {})
+    for factor, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise RewritelabError(
+                f"{path}: grid factor {factor!r} needs a non-empty list of values"
+            )
+    experiment = Experiment(
+        name=data.get("name", Path(path).stem),
+        title=data.get("title", data.get("name", Path(path).stem)),
+        kind=data.get("kind", "generic"),
+        preset=preset or "base",
+        seeds=_seed_list(data.get("seeds", 1)),
+        dataset=data.get("dataset", {}),
+        train=data.get("train", {}),
+        grid=grid,
+        source=str(path),
+    )
+    _validate_points(experiment)
+    return experiment
+
+
+def _validate_points(experiment: Experiment) -> None:
+    """Resolve every point's configs now, so a bad grid fails before anything runs."""
+    from rewritelab.train_config import train_config_from_dict
+
+    for point in experiment.points():
+        try:
+            spec_from_dict(copy.deepcopy(point.dataset))
+            train_config_from_dict(copy.deepcopy(point.train))
+        except RewritelabError as error:
+            raise RewritelabError(f"grid point {point.factors}: {error}") from None

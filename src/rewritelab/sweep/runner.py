@@ -1,0 +1,132 @@
+"""Running a sweep: each grid point generates (or reuses) its dataset, trains, evaluates.
+
+`run_point` is self-contained and picklable, so any executor (in-process, a process pool
+sharing one GPU, or Ray workers across a cluster) can run it; it never raises, returning the
+error instead so one failed point does not stop the others. Only the driver (`run_sweep`)
+writes to the results database. Datasets are cached under `workdir/datasets/<content hash>`
+and runs under `workdir/runs/<point id>`; a run directory left by a killed sweep is resumed.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from rewritelab import __version__
+from rewritelab.errors import RewritelabError
+from rewritelab.sweep.database import ResultsDatabase
+from rewritelab.sweep.executors import make_executor
+from rewritelab.sweep.experiment import Experiment, Point
+
+
+def ensure_dataset(point: Point, workdir: Path) -> Path:
+    """The point's dataset directory, generated once and shared by every point that needs it."""
+    from rewritelab.datasets import generate_dataset
+    from rewritelab.spec import spec_from_dict
+
+    data_dir = workdir / "datasets" / point.dataset_id
+    if not (data_dir / "manifest.json").is_file():
+        try:
+            generate_dataset(spec_from_dict(copy.deepcopy(point.dataset)), data_dir)
+        except RewritelabError:
+            if not (data_dir / "manifest.json").is_file():  # not just a parallel twin's win
+                raise
+    return data_dir
+
+
+def headline_metrics(unseen: dict, seen: dict, final: dict) -> dict[str, Any]:
+    """What the database and reports need from a run: accuracies and their breakdowns."""
+    by_noop = unseen.get("by_noop", {})
+    return {
+        "unseen_accuracy": unseen["overall"]["accuracy"],
+        "unseen_stderr": unseen["overall"]["stderr"],
+        "unseen_examples": unseen["overall"]["examples"],
+        "seen_accuracy": seen["overall"]["accuracy"],
+        "unseen_noop_accuracy": by_noop.get("noop", {}).get("accuracy"),
+        "unseen_has_op_accuracy": by_noop.get("has_op", {}).get("accuracy"),
+        "unseen_by_occurrences": {k: v["accuracy"] for k, v in unseen["by_occurrences"].items()},
+        "unseen_by_pattern_length": {
+            k: v["accuracy"] for k, v in unseen["by_pattern_length"].items()
+        },
+        "final_train": {k: v for k, v in final.items() if not isinstance(v, dict | list)},
+    }
+
+
+def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
+    """Generate, train and evaluate one grid point; return its outcome (never raises)."""
+    from rewritelab.evaluate import evaluate_run
+    from rewritelab.train import train
+    from rewritelab.train_config import train_config_from_dict
+
+    workdir = Path(workdir)
+    started = time.perf_counter()
+    outcome: dict[str, Any] = {"versions": versions()}
+    try:
+        data_dir = ensure_dataset(point, workdir)
+        run_dir = workdir / "runs" / point.point_id
+        outcome.update(data_dir=str(data_dir), run_dir=str(run_dir))
+        config = train_config_from_dict(copy.deepcopy(point.train))
+        outcome["device"] = str(config.resolved_device())
+        final = train(config, data_dir, run_dir, resume=run_dir.exists(), progress=False)
+        unseen = evaluate_run(run_dir, data_dir, split="test", device=config.device)
+        seen = evaluate_run(run_dir, data_dir, split="seen_test", device=config.device)
+        outcome["metrics"] = headline_metrics(unseen, seen, final)
+    except Exception as error:  # a failed point is recorded, and the sweep goes on
+        outcome["error"] = f"{type(error).__name__}: {error}"
+        if not isinstance(error, RewritelabError):
+            outcome["traceback"] = traceback.format_exc()
+    outcome["elapsed_s"] = round(time.perf_counter() - started, 3)
+    return outcome
+
+
+def versions() -> dict[str, str]:
+    """Package versions that decide a result (recorded with every point)."""
+    found = {"rewritelab": __version__, "python": platform.python_version()}
+    try:
+        import torch
+
+        found["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return found
+
+
+def run_sweep(
+    experiment: Experiment,
+    database: ResultsDatabase,
+    workdir: str | Path,
+    executor: str = "local",
+    jobs: int = 1,
+    retry_failed: bool = False,
+    address: str | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Run every point of `experiment` not yet done; return counts by final status."""
+    points = experiment.points()
+    database.plan(points)
+    skip = {"done"} if retry_failed else {"done", "failed"}
+    todo = [p for p in points if database.status(p.point_id) not in skip]
+    counts = {"skipped": len(points) - len(todo), "done": 0, "failed": 0}
+    if not todo:
+        return counts
+    with make_executor(executor, jobs, address, experiment) as pool, tqdm(
+        total=len(todo), disable=not progress, desc=f"{experiment.name}/{experiment.preset}",
+        unit="point",
+    ) as bar:  # fmt: skip
+        for point in todo:
+            database.mark_running(point.point_id)
+        for point, outcome in pool.run(run_point, todo, str(workdir)):
+            database.record(point.point_id, outcome)
+            status = "failed" if outcome.get("error") else "done"
+            counts[status] += 1
+            if status == "failed":
+                bar.write(f"point {point.factors} seed {point.seed} failed: {outcome['error']}")
+            bar.update()
+            bar.set_postfix(done=counts["done"], failed=counts["failed"])
+    return counts
