@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.utils import logging as hf_logging
 
@@ -21,6 +22,7 @@ from rewritelab.errors import RewritelabError
 from rewritelab.tokenizer import Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
+RUN_MODEL_DIR = "model"  # where a finished training run keeps its final model
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ def build_model(
         attn_pdrop=config.dropout,
         bos_token_id=tokenizer.bos_id,
         eos_token_id=tokenizer.eos_id,
-        pad_token_id=tokenizer.pad_id,
+        # No pad id: padding sits after the real tokens and never carries loss, and with a pad
+        # id set transformers checks every input for it (a warning and a device sync per call).
+        pad_token_id=None,
         attn_implementation=attention,
     )
     with torch.random.fork_rng(devices=[]):
@@ -101,7 +105,7 @@ def load_model(
         model = GPT2LMHeadModel.from_pretrained(
             directory, use_safetensors=True, attn_implementation="sdpa"
         )
-    except (OSError, ValueError, RuntimeError) as error:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
         raise RewritelabError(f"cannot load the model in {directory}: {error}") from None
     if model.config.vocab_size != tokenizer.vocab_size:
         raise RewritelabError(
@@ -109,6 +113,19 @@ def load_model(
             f"tokenizer ({tokenizer.vocab_size})"
         )
     return model.to(device).eval(), tokenizer
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """The model directory named by `path`: a model directory itself, or a run's final model."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RewritelabError(f"{path} does not exist")
+    for candidate in (path, path / RUN_MODEL_DIR):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise RewritelabError(
+        f"{path} holds no model: neither a model directory nor a finished run with {RUN_MODEL_DIR}/"
+    )
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -127,9 +144,3 @@ def pick_device(requested: str = "auto") -> torch.device:
 def count_parameters(model: torch.nn.Module) -> int:
     """Distinct trainable parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in model.parameters())
-
-
-def flops_per_token(config: ModelConfig) -> int:
-    """Training FLOPs per token, about 6 x parameters plus attention (nanoGPT's estimate)."""
-    per_layer = 12 * config.width**2
-    return 6 * config.layers * per_layer + 6 * config.layers * config.width * config.context
