@@ -57,5 +57,5 @@ def trained_run(root: Path) -> tuple[Path, Path, dict]:
     """(data dir, run dir, final metrics) of the tiny model trained on the tiny dataset."""
     data = make_data(root / "tiny_data")
     run = root / "tiny_run"
-    metrics = train(tiny_config(), data, run, progress=False)
+    metrics = train(tiny_config(eval_every=200), data, run, progress=False)
     return data, run, metrics

@@ -1,0 +1,153 @@
+"""Evaluation: fast and generate paths agree, breakdowns, Hugging Face parity, predict, refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_run import make_data, trained_run
+from transformers import AutoModelForCausalLM
+
+from rewritelab.batches import encode_split
+from rewritelab.errors import RewritelabError
+from rewritelab.evaluate import (
+    breakdown,
+    evaluate_run,
+    fast_verdicts,
+    generate_answers,
+    generate_verdicts,
+    predict,
+)
+from rewritelab.model import load_model
+from rewritelab.rules import Rule
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return trained_run(tmp_path_factory.getbasetemp())
+
+
+@pytest.mark.parametrize("split", ["seen_test", "test"])
+def test_fast_and_generate_paths_agree_per_example(trained, split):
+    data, run, _ = trained
+    model, tokenizer = load_model(run / "model")
+    examples = encode_split(data, split, tokenizer)
+    fast = fast_verdicts(model, examples, tokenizer, batch_size=7)
+    answers = generate_answers(model, examples, tokenizer, batch_size=5)
+    np.testing.assert_array_equal(fast, generate_verdicts(answers, examples))
+    # Independently of tokens: a verdict is whether the decoded text is the exact rewrite.
+    texts = [tokenizer.decode(answer) for answer in answers]
+    ended = [bool(answer) and answer[-1] == tokenizer.eos_id for answer in answers]
+    exact = [Rule(r["x"], r["y"]).apply(r["z"]) for r in examples.records]
+    expected = [t == e and end for t, e, end in zip(texts, exact, ended, strict=True)]
+    np.testing.assert_array_equal(fast, expected)
+    if split == "seen_test":
+        assert fast.mean() >= 0.9
+
+
+def test_verdicts_do_not_depend_on_batch_size(trained):
+    data, run, _ = trained
+    model, tokenizer = load_model(run / "model")
+    examples = encode_split(data, "seen_test", tokenizer)
+    np.testing.assert_array_equal(
+        fast_verdicts(model, examples, tokenizer, batch_size=1),
+        fast_verdicts(model, examples, tokenizer, batch_size=1024),
+    )
+
+
+def test_trained_model_in_transformers_gives_identical_predictions(trained):
+    data, run, _ = trained
+    ours, tokenizer = load_model(run / "model")
+    hf = AutoModelForCausalLM.from_pretrained(run / "model", use_safetensors=True).eval()
+    examples = encode_split(data, "test", tokenizer)
+    with torch.no_grad():
+        for i in range(0, len(examples), 9):
+            ids = torch.from_numpy(examples.tokens[examples.offsets[i] : examples.offsets[i + 1]])
+            ours_logits, hf_logits = ours(ids[None]).logits, hf(ids[None]).logits
+            torch.testing.assert_close(hf_logits, ours_logits, rtol=0, atol=0)
+    hf_answers = generate_answers(hf, examples, tokenizer)
+    assert hf_answers == generate_answers(ours, examples, tokenizer)
+
+
+def test_breakdown_by_hand():
+    records = [
+        {"instruction": 3, "x": "ab", "noop": False, "occurrences": 1},
+        {"instruction": 3, "x": "ab", "noop": True, "occurrences": 0},
+        {"instruction": 10, "x": "b", "noop": False, "occurrences": 2},
+        {"instruction": 10, "x": "b", "noop": False, "occurrences": 1},
+    ]
+    result = breakdown(np.array([True, False, True, True]), records)
+    assert result["overall"]["accuracy"] == 0.75
+    assert result["overall"]["examples"] == 4
+    assert result["overall"]["stderr"] == pytest.approx((0.75 * 0.25 / 4) ** 0.5)
+    assert {k: v["accuracy"] for k, v in result["by_noop"].items()} == {
+        "has_op": 1.0,
+        "noop": 0.0,
+    }
+    assert {k: v["accuracy"] for k, v in result["by_occurrences"].items()} == {
+        "0": 0.0,
+        "1": 1.0,
+        "2": 1.0,
+    }
+    assert list(result["by_pattern_length"]) == ["1", "2"]
+    assert result["by_pattern_length"]["2"] == pytest.approx(
+        {
+            "accuracy": 0.5,
+            "examples": 2,
+            "stderr": 0.5 / 2**0.5,
+        }
+    )
+    assert list(result["by_instruction"]) == ["3", "10"]  # numeric order, not text order
+
+
+def test_evaluate_run_writes_metrics_and_predictions(trained, tmp_path):
+    data, run, final = trained
+    out = tmp_path / "predictions.jsonl"
+    metrics = evaluate_run(run, data, split="seen_test", path="generate", predictions_out=out)
+    saved = json.loads((run / "eval-seen_test-generate.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == metrics["overall"]["examples"] == 100
+    assert all(line["correct"] == (line["prediction"] == line["output"]) for line in lines)
+    fast = evaluate_run(run, data, split="seen_test", path="fast")
+    assert fast["overall"] == metrics["overall"]
+    assert fast["overall"]["accuracy"] == final["seen_accuracy"]  # training evaluated all 100
+
+
+def test_predict_matches_the_generate_path(trained, tmp_path):
+    data, run, _ = trained
+    evaluate_run(run, data, split="test", path="generate", predictions_out=tmp_path / "p.jsonl")
+    for line in (tmp_path / "p.jsonl").read_text().splitlines()[:5]:
+        record = json.loads(line)
+        answer, exact = predict(run, f"{record['x']} -> {record['y']}", record["z"])
+        assert exact == record["output"]
+        assert answer == record["prediction"]
+
+
+def test_predict_refuses_unknown_characters(trained):
+    _, run, _ = trained
+    with pytest.raises(RewritelabError, match="'z'"):
+        predict(run, "a -> b", "zab")
+
+
+def test_dataset_outside_the_tokenizer_alphabet_is_refused(trained, tmp_path):
+    _, run, _ = trained
+    other = make_data(tmp_path / "other")
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["config"]["alphabet"] = "abcd"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RewritelabError, match="does not match"):
+        evaluate_run(run, other)
+
+
+def test_bad_runs_and_paths_are_refused(trained, tmp_path):
+    data, run, _ = trained
+    with pytest.raises(RewritelabError, match="does not exist"):
+        evaluate_run(tmp_path / "no_run", data)
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(RewritelabError, match="holds no model"):
+        evaluate_run(tmp_path / "empty_run", data)
+    with pytest.raises(RewritelabError, match="evaluation path"):
+        evaluate_run(run, data, path="beam")
+    with pytest.raises(RewritelabError, match="split"):
+        evaluate_run(run, data, split="validation")

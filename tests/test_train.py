@@ -1,0 +1,204 @@
+"""The trainer: learning, batches as a pure function of step, exact resume, refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny_run import make_data, tiny_config, trained_run
+
+import rewritelab.train as train_module
+from rewritelab.batches import batches_per_epoch, encode_split, epoch_batches
+from rewritelab.errors import RewritelabError
+from rewritelab.tokenizer import Tokenizer
+from rewritelab.train import Batches, learning_rate, train
+from rewritelab.train_config import load_train_config, train_config_from_dict
+
+# Metrics that do not depend on timing, compared between interrupted and uninterrupted runs.
+DETERMINISTIC = ("step", "epoch", "train_loss", "lr", "seen_accuracy", "unseen_accuracy")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("data") / "tiny")
+
+
+def test_tiny_model_learns_seen_instructions(tmp_path_factory):
+    data, run, metrics = trained_run(tmp_path_factory.getbasetemp())
+    assert metrics["seen_accuracy"] >= 0.9
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert logged[-1] == metrics
+    assert logged[0]["train_loss"] > logged[-1]["train_loss"]
+    assert (run / "model" / "model.safetensors").is_file()
+
+
+def test_run_config_records_provenance(tmp_path_factory):
+    _, run, _ = trained_run(tmp_path_factory.getbasetemp())
+    recorded = json.loads((run / "run_config.json").read_text())
+    assert recorded["config"] == tiny_config(eval_every=200).to_dict()
+    assert set(recorded["seeds"]) == {"model_init", "data_order", "dropout", "eval_subset"}
+    assert len(set(recorded["seeds"].values())) == 4
+    assert recorded["torch_version"] == torch.__version__
+    assert recorded["device"] == "cpu"
+    assert recorded["steps_per_epoch"] * 50 == recorded["total_steps"]
+    for key in ("date", "rewritelab_version", "transformers_version", "parameters", "dataset"):
+        assert recorded[key]
+
+
+def test_epoch_visits_every_example_once_in_length_buckets():
+    lengths = np.random.default_rng(0).integers(5, 40, size=103)
+    batches = epoch_batches(lengths, batch_size=8, rng=np.random.default_rng(1), bucket_batches=4)
+    assert len(batches) == batches_per_epoch(103, 8, 4)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(103))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    unbucketed = epoch_batches(lengths, 8, np.random.default_rng(1), bucket_batches=1)
+    assert spread < np.mean([np.ptp(lengths[b]) for b in unbucketed])
+
+
+def test_batch_is_a_pure_function_of_seed_and_step(data):
+    split = encode_split(data, "train", Tokenizer("abc"))
+    config = tiny_config()
+    first = Batches(split, config, 0, 1)
+    steps = [0, 3, first.per_epoch + 2, 1, 2 * first.per_epoch]
+    expected = {step: first.arrays(step) for step in steps}
+    second = Batches(split, config, 0, 1)
+    for step in reversed(steps):  # another instance, another visiting order
+        for got, want in zip(second.arrays(step), expected[step], strict=True):
+            np.testing.assert_array_equal(got, want)
+    ids, targets, tokens = expected[0]
+    assert tokens == int((ids != Tokenizer.pad_id).sum())
+    assert not np.array_equal(first.indices(0), first.indices(first.per_epoch))
+    assert not np.array_equal(
+        first.indices(0), Batches(split, tiny_config(seed=1), 0, 1).indices(0)
+    )
+
+
+def test_learning_rate_warms_up_then_decays_linearly():
+    config = tiny_config(learning_rate=1e-3, warmup_steps=4)
+    rates = [learning_rate(step, config, total_steps=12) for step in range(12)]
+    np.testing.assert_allclose(rates[:4], [2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    np.testing.assert_allclose(rates[4:], [1e-3 * (12 - s) / 8 for s in range(4, 12)])
+
+
+def _short_config():
+    return tiny_config(
+        max_steps=12,
+        eval_every=4,
+        batch_size=8,
+        model={"layers": 2, "heads": 2, "width": 32, "context": 32, "dropout": 0.1},
+    )
+
+
+def _logged(run):
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{key: json.loads(line)[key] for key in DETERMINISTIC} for line in lines]
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(data, tmp_path, monkeypatch):
+    config = _short_config()
+    straight = train(config, data, tmp_path / "straight", progress=False)
+
+    real_step, calls = train_module.train_step, []
+
+    def killed_at_step_7(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 7:  # after the step-4 checkpoint, before the step-8 one
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", killed_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, data, tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    assert (tmp_path / "resumed" / "checkpoints" / "latest").read_text().strip() == "step-00000004"
+    assert not (tmp_path / "resumed" / "model").exists()
+
+    resumed = train(config, data, tmp_path / "resumed", resume=True, progress=False)
+    assert {k: resumed[k] for k in DETERMINISTIC} == {k: straight[k] for k in DETERMINISTIC}
+    assert _logged(tmp_path / "resumed") == _logged(tmp_path / "straight")
+    weights = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    resumed_weights = load_file(tmp_path / "resumed" / "model" / "model.safetensors")
+    assert weights.keys() == resumed_weights.keys()
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, resumed_weights[name]), name
+
+
+def test_resuming_a_finished_run_returns_its_metrics(data, tmp_path):
+    config = tiny_config(max_steps=2, eval_every=1, model={**_short_config().model.to_dict()})
+    first = train(config, data, tmp_path / "run", progress=False)
+    assert train(config, data, tmp_path / "run", resume=True, progress=False) == first
+
+
+def test_existing_run_directory_is_never_overwritten(data, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "precious.txt").write_text("results")
+    with pytest.raises(RewritelabError, match="already exists"):
+        train(_short_config(), data, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "precious.txt").read_text() == "results"
+
+
+def test_resume_refuses_missing_run_or_changed_config(data, tmp_path):
+    with pytest.raises(RewritelabError, match="cannot resume"):
+        train(_short_config(), data, tmp_path / "nothing", resume=True, progress=False)
+    config = tiny_config(max_steps=2, eval_every=2, model=_short_config().model.to_dict())
+    train(config, data, tmp_path / "run", progress=False)
+    changed = tiny_config(
+        max_steps=2, eval_every=2, model=_short_config().model.to_dict(), learning_rate=0.5
+    )
+    with pytest.raises(RewritelabError, match="learning_rate"):
+        train(changed, data, tmp_path / "run", resume=True, progress=False)
+
+
+def test_corrupt_checkpoint_is_refused_on_resume(data, tmp_path):
+    config = tiny_config(max_steps=4, eval_every=2, model=_short_config().model.to_dict())
+    train(config, data, tmp_path / "run", progress=False)
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-00000004"
+    (checkpoint / "optimizer.pt").write_bytes(b"not a tensor archive")
+    with pytest.raises(RewritelabError, match="corrupt checkpoint"):
+        train(config, data, tmp_path / "run", resume=True, progress=False)
+    (checkpoint / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(RewritelabError, match="cannot load"):
+        train(config, data, tmp_path / "run", resume=True, progress=False)
+
+
+def test_missing_data_is_refused(data, tmp_path):
+    with pytest.raises(RewritelabError, match="does not exist"):
+        train(_short_config(), tmp_path / "no_data", tmp_path / "run", progress=False)
+    broken = make_data(tmp_path / "broken")
+    (broken / "seen_test.jsonl").unlink()
+    with pytest.raises(RewritelabError, match="seen_test.jsonl"):
+        train(_short_config(), broken, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_examples_longer_than_the_context_are_refused(data, tmp_path):
+    config = tiny_config(max_steps=2, model={"layers": 1, "heads": 1, "width": 8, "context": 6})
+    with pytest.raises(RewritelabError, match="context"):
+        train(config, data, tmp_path / "run", progress=False)
+
+
+def test_config_from_file_and_overrides(tmp_path):
+    path = tmp_path / "train.toml"
+    path.write_text('epochs = 3\nloss_on = "sequence"\n[model]\nlayers = 2\nwidth = 64\n')
+    config = load_train_config(path, ["model.heads=2", "learning_rate=0.01"])
+    assert (config.epochs, config.loss_on, config.learning_rate) == (3, "sequence", 0.01)
+    assert (config.model.layers, config.model.width, config.model.heads) == (2, 64, 2)
+    assert config.model.context == 256
+
+
+@pytest.mark.parametrize(
+    "values, problem",
+    [
+        ({"epoch": 3}, "unknown"),
+        ({"model": {"depth": 3}}, "unknown model"),
+        ({"batch_size": "big"}, "batch_size"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"loss_on": "prompt"}, "loss_on"),
+        ({"bf16": 1}, "bf16"),
+    ],
+)
+def test_bad_train_configs_are_refused(values, problem):
+    with pytest.raises(RewritelabError, match=problem):
+        train_config_from_dict(values)
