@@ -12,7 +12,7 @@ import rewritelab.train as train_module
 from rewritelab.batches import batches_per_epoch, encode_split, epoch_batches
 from rewritelab.errors import RewritelabError
 from rewritelab.tokenizer import Tokenizer
-from rewritelab.train import Batches, learning_rate, train
+from rewritelab.train import Batches, learning_rate, saved_train_config, train
 from rewritelab.train_config import load_train_config, train_config_from_dict
 
 # Metrics that do not depend on timing, compared between interrupted and uninterrupted runs.
@@ -202,3 +202,12 @@ def test_config_from_file_and_overrides(tmp_path):
 def test_bad_train_configs_are_refused(values, problem):
     with pytest.raises(RewritelabError, match=problem):
         train_config_from_dict(values)
+
+
+def test_saved_config_resumes_with_the_same_settings(data, tmp_path):
+    config = tiny_config(max_steps=2, eval_every=2, model=_short_config().model.to_dict())
+    train(config, data, tmp_path / "run", progress=False)
+    assert saved_train_config(tmp_path / "run") == config
+    assert saved_train_config(tmp_path / "run", ["device=cpu"]).device == "cpu"
+    with pytest.raises(RewritelabError, match="cannot read"):
+        saved_train_config(tmp_path / "elsewhere")

@@ -213,12 +213,14 @@ class RunDirectory:
         if self.writer is not None:
             self.writer.close()
 
-    def final_metrics(self) -> dict | None:
-        """The last logged metrics of a finished run (one with a final model), else None."""
+    def last_metrics(self) -> dict | None:
+        """The last logged metrics, or None before the first evaluation."""
         lines = _read_lines(self.path / METRICS)
-        if not (self.path / RUN_MODEL_DIR).is_dir() or not lines:
-            return None
-        return json.loads(lines[-1])
+        return json.loads(lines[-1]) if lines else None
+
+    def finished(self) -> bool:
+        """Whether the run has written its final model."""
+        return (self.path / RUN_MODEL_DIR).is_dir()
 
     def elapsed_s(self) -> float:
         return time.perf_counter() - self.started

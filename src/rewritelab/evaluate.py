@@ -40,12 +40,22 @@ from rewritelab.tokenizer import Tokenizer, loss_mask
 PATHS = ("fast", "generate")
 
 
+def default_batch_size(device: torch.device) -> int:
+    """Examples per evaluation batch: large on a GPU; small on a CPU, where big batches
+    overflow the caches and run several times slower per token."""
+    return 1024 if device.type == "cuda" else 64
+
+
 @torch.no_grad()
 def fast_verdicts(
-    model: GPT2LMHeadModel, split: EncodedSplit, tokenizer: Tokenizer, batch_size: int = 1024
+    model: GPT2LMHeadModel,
+    split: EncodedSplit,
+    tokenizer: Tokenizer,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Per example: is the greedy answer exactly right? One teacher-forced pass per batch."""
     device = model.device
+    batch_size = batch_size or default_batch_size(device)
     verdicts = np.zeros(len(split), dtype=bool)
     pending = []  # (indices, verdict tensor) pairs, copied to the host once at the end
     for indices in sorted_batches(split.lengths, batch_size):
@@ -81,9 +91,13 @@ def greedy_generate(
 
 
 def generate_answers(
-    model: GPT2LMHeadModel, split: EncodedSplit, tokenizer: Tokenizer, batch_size: int = 1024
+    model: GPT2LMHeadModel,
+    split: EncodedSplit,
+    tokenizer: Tokenizer,
+    batch_size: int | None = None,
 ) -> list[list[int]]:
     """Per example, the greedy answer tokens up to the end token (included, if produced)."""
+    batch_size = batch_size or default_batch_size(model.device)
     answers: list[list[int]] = [[] for _ in range(len(split))]
     by_prompt_length = defaultdict(list)
     for i, length in enumerate(split.prompt_lengths.tolist()):
@@ -149,7 +163,7 @@ def evaluate_run(
     split: str = "test",
     path: str = "fast",
     predictions_out: str | Path | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     device: str = "auto",
 ) -> dict:
     """Evaluate a trained run (or a model directory) on one split of a dataset.

@@ -41,8 +41,9 @@ from rewritelab.batches import (
 from rewritelab.checkpoint import RunDirectory
 from rewritelab.evaluate import check_context, fast_verdicts
 from rewritelab.model import RUN_MODEL_DIR, build_model, count_parameters, save_model
+from rewritelab.spec import apply_override
 from rewritelab.tokenizer import Tokenizer, loss_mask
-from rewritelab.train_config import TrainConfig, seed_of, stream
+from rewritelab.train_config import TrainConfig, seed_of, stream, train_config_from_dict
 
 IGNORE = -100  # target id that carries no loss
 
@@ -97,7 +98,13 @@ class Batches:
 
 
 def train_step(
-    model, optimizer, ids, targets, lr: float, config: TrainConfig, autocast
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ids: torch.Tensor,  # (B, T)
+    targets: torch.Tensor,  # (B, T - 1)
+    lr: float,
+    config: TrainConfig,
+    autocast: torch.autocast,
 ) -> torch.Tensor:
     """One optimisation step; returns the loss as a device tensor (no host sync)."""
     for group in optimizer.param_groups:
@@ -119,6 +126,14 @@ def eval_subset(split: EncodedSplit, config: TrainConfig, name: str) -> EncodedS
         return split
     rng = stream(config.seed, "eval_subset", name)
     return split.subset(np.sort(rng.choice(len(split), config.eval_examples, replace=False)))
+
+
+def saved_train_config(run_dir: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """The config a run was started with (plus `key=value` overrides), to resume it."""
+    config = RunDirectory(run_dir).saved_config()
+    for assignment in overrides:
+        apply_override(config, assignment)
+    return train_config_from_dict(config)
 
 
 def train(
@@ -160,8 +175,8 @@ def train(
             "train_tokens_per_epoch": int(train_split.lengths.sum()),
         }
         run.create(config, manifest, device, facts)
-    elif start_step >= total_steps and run.final_metrics() is not None:
-        return run.final_metrics()
+    elif start_step >= total_steps and run.finished():
+        return run.last_metrics()
     optimizer = make_optimizer(model, config)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
@@ -172,7 +187,17 @@ def train(
 class Loop:
     """The mutable state of one training session: model, optimizer, logs, timers."""
 
-    def __init__(self, config, model, optimizer, batches, evals, tokenizer, run, total_steps):
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        batches: Batches,
+        evals: dict[str, EncodedSplit],
+        tokenizer: Tokenizer,
+        run: RunDirectory,
+        total_steps: int,
+    ):
         self.config, self.model, self.optimizer = config, model, optimizer
         self.batches, self.evals, self.tokenizer = batches, evals, tokenizer
         self.directory, self.total_steps = run, total_steps
@@ -189,7 +214,7 @@ class Loop:
         self.directory.open_logs(start_step)
         bar = tqdm(total=self.total_steps, initial=start_step, disable=not progress, unit="step")
         loss_sum, steps, tokens = torch.zeros((), device=self.device), 0, 0
-        window_start, last = time.perf_counter(), {}
+        window_start, last = time.perf_counter(), self.directory.last_metrics() or {}
         self.model.train()
         for step in range(start_step, self.total_steps):
             ids, targets, real_tokens = self.batches.arrays(step)

@@ -13,7 +13,7 @@ Config file layout (TOML; YAML with the same keys also works), every key optiona
     bucket_batches = 50        # length buckets span this many batches; 1 = plain random batches
     eval_every = 0             # steps between evaluations; 0 = once per epoch
     eval_examples = 2000       # random subset of each evaluation split; 0 = all
-    eval_batch_size = 1024
+    eval_batch_size = 1024     # default: 1024 on CUDA, 64 on CPU
     log_every = 50             # steps between progress-bar updates
     device = "auto"            # or "cpu", "cuda", "cuda:1"
     bf16 = true                # bf16 autocast, CUDA only
@@ -83,7 +83,7 @@ class TrainConfig:
     bucket_batches: int = 50
     eval_every: int = 0
     eval_examples: int = 2000
-    eval_batch_size: int = 1024
+    eval_batch_size: int | None = None
     log_every: int = 50
     device: str = "auto"
     bf16: bool = True
@@ -91,13 +91,13 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         self.model.validate()
-        positive = ("epochs", "batch_size", "bucket_batches", "eval_batch_size", "log_every")
-        for name in positive:
+        for name in ("epochs", "batch_size", "bucket_batches", "log_every"):
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("seed", "warmup_steps", "eval_every", "eval_examples"):
             _check_int(name, getattr(self, name), minimum=0)
-        if self.max_steps is not None:
-            _check_int("max_steps", self.max_steps, minimum=1)
+        for name in ("max_steps", "eval_batch_size"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
         if not self.learning_rate > 0:
             raise RewritelabError(f"learning_rate must be positive, got {self.learning_rate!r}")
         for name in ("weight_decay", "grad_clip"):
