@@ -27,6 +27,35 @@ GENERATE_SHORTCUTS = {
 }
 
 
+TRAIN_SHORTCUTS = {  # flag -> (config key, type)
+    "seed": ("seed", int),
+    "epochs": ("epochs", int),
+    "max_steps": ("max_steps", int),
+    "batch_size": ("batch_size", int),
+    "lr": ("learning_rate", float),
+    "eval_every": ("eval_every", int),
+    "eval_examples": ("eval_examples", int),
+    "device": ("device", str),
+    "layers": ("model.layers", int),
+    "heads": ("model.heads", int),
+    "width": ("model.width", int),
+    "context": ("model.context", int),
+    "dropout": ("model.dropout", float),
+    "loss_on": ("loss_on", str),
+}
+
+
+def shortcut_overrides(args: argparse.Namespace, shortcuts: dict[str, str]) -> list[str]:
+    """`--set` assignments plus those of the shortcut flags given (values read as TOML)."""
+    overrides = []
+    for flag, key in shortcuts.items():
+        key = key[0] if isinstance(key, tuple) else key
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(value)}")
+    return overrides + list(args.set or [])
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from rewritelab.rules import Rule
 
@@ -53,12 +82,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from rewritelab.datasets import generate_dataset
     from rewritelab.spec import load_spec
 
-    overrides = list(args.set or [])
-    for flag, key in GENERATE_SHORTCUTS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            overrides.append(f"{key}={json.dumps(value)}")
-    spec = load_spec(args.config, overrides)
+    spec = load_spec(args.config, shortcut_overrides(args, GENERATE_SHORTCUTS))
     manifest = generate_dataset(spec, args.out, force=args.force, progress=not args.quiet)
     for name, counts in manifest["counts"].items():
         print(
@@ -75,6 +99,81 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     report = inspect_dataset(args.data)
     print(json.dumps(report, indent=2) if args.json else format_inspection(report))
     return 0 if all(report["checks"].values()) else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rewritelab.train import saved_train_config, train
+    from rewritelab.train_config import load_train_config
+
+    overrides = shortcut_overrides(args, TRAIN_SHORTCUTS)
+    if args.no_bf16:
+        overrides.append("bf16=false")
+    if args.no_compile:
+        overrides.append("compile=false")
+    if args.resume and args.config is None:
+        config = saved_train_config(args.out, overrides)
+    else:
+        config = load_train_config(args.config, overrides)
+    final = train(config, args.data, args.out, resume=args.resume, progress=not args.quiet)
+    print(json.dumps(final))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rewritelab.evaluate import evaluate_run
+
+    metrics = evaluate_run(
+        args.run, args.data, split=args.split, path=args.path,
+        predictions_out=args.predictions, device=args.device,
+    )  # fmt: skip
+    overall = metrics["overall"]
+    print(f"{args.split} ({args.path} path): accuracy {overall['accuracy']:.4f} "
+          f"± {overall['stderr']:.4f} on {overall['examples']} examples")  # fmt: skip
+    for name, accuracy in metrics["by_noop"].items():
+        print(f"  {name}: {accuracy['accuracy']:.4f} ({accuracy['examples']} examples)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rewritelab.evaluate import predict
+
+    answer, exact = predict(args.run, args.rule, args.input, device=args.device)
+    print(f"model: {answer}\nexact: {exact}\n{'correct' if answer == exact else 'wrong'}")
+    return 0
+
+
+def add_model_commands(commands) -> None:
+    train = commands.add_parser("train", help="train a GPT from scratch on a generated dataset")
+    train.add_argument("--data", required=True, help="dataset directory")
+    train.add_argument(
+        "--out", required=True, help="run directory (must not exist unless --resume)"
+    )
+    train.add_argument("--config", help="TOML or YAML training config")
+    train.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a value, e.g. model.layers=2 (repeatable)")  # fmt: skip
+    for flag, (key, kind) in TRAIN_SHORTCUTS.items():
+        train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, help=f"sets {key}")
+    train.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    train.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="exact-match accuracy of a trained run")
+    evaluate.add_argument("run", help="run directory (or a model directory)")
+    evaluate.add_argument("--data", required=True, help="dataset directory")
+    evaluate.add_argument("--split", default="test", choices=["train", "seen_test", "test"])
+    evaluate.add_argument("--path", default="fast", choices=["fast", "generate"])
+    evaluate.add_argument("--predictions", help="write one JSON line per example here")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="the model's answer next to the exact one")
+    predict.add_argument("run", help="run directory (or a model directory)")
+    predict.add_argument("--rule", required=True, help="e.g. 'ab -> c'")
+    predict.add_argument("--input", required=True)
+    predict.add_argument("--device", default="auto")
+    predict.set_defaults(handler=cmd_predict)
 
 
 def find_experiment(name: str) -> Path:
@@ -152,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply = commands.add_parser("apply", help="apply one rule 'x -> y' to a word")
     apply.add_argument("rule", help="the rule, e.g. 'ab -> c'")
     apply.add_argument("word")
-    apply.set_defaults(run=cmd_apply)
+    apply.set_defaults(handler=cmd_apply)
 
     markov = commands.add_parser("markov", help="run a Markov algorithm file on a word")
     markov.add_argument(
@@ -161,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     markov.add_argument("word")
     markov.add_argument("--max-steps", type=int, default=10_000)
     markov.add_argument("--trace", action="store_true", help="print every step on stderr")
-    markov.set_defaults(run=cmd_markov)
+    markov.set_defaults(handler=cmd_markov)
 
     generate = commands.add_parser("generate", help="generate a dataset from a config")
     generate.add_argument("--config", help="TOML or YAML dataset config")
@@ -184,33 +283,35 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--test-instructions", type=int)
     generate.add_argument("--test-examples-per-instruction", type=int)
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
-    generate.set_defaults(run=cmd_generate)
+    generate.set_defaults(handler=cmd_generate)
 
     inspect = commands.add_parser("inspect", help="statistics and integrity checks of a dataset")
     inspect.add_argument("data", help="dataset directory")
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
-    inspect.set_defaults(run=cmd_inspect)
+    inspect.set_defaults(handler=cmd_inspect)
+
+    add_model_commands(commands)
 
     sweep = commands.add_parser("sweep", help="run an experiment's grid into a results database")
     add_sweep_arguments(sweep)
-    sweep.set_defaults(run=cmd_sweep)
+    sweep.set_defaults(handler=cmd_sweep)
 
     reproduce = commands.add_parser("reproduce", help="sweep an experiment, then print its report")
     add_sweep_arguments(reproduce)
     reproduce.add_argument("--out", help="report directory (default WORKDIR/report)")
-    reproduce.set_defaults(run=cmd_reproduce)
+    reproduce.set_defaults(handler=cmd_reproduce)
 
     report = commands.add_parser("report", help="figures and tables from a results database")
     report.add_argument("results", help="results database (SQLite)")
     report.add_argument("--out", required=True, help="report directory")
-    report.set_defaults(run=cmd_report)
+    report.set_defaults(handler=cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except RewritelabError as error:
         print(f"rewritelab: error: {error}", file=sys.stderr)
         return 2

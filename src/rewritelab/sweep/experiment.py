@@ -148,13 +148,14 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
     if unknown:
         raise RewritelabError(f"{path}: unknown experiment key {unknown[0]!r}")
     presets = data.get("presets", {})
+    for name, settings in presets.items():
+        extra = sorted(set(settings) - PRESET_KEYS)
+        if extra:
+            raise RewritelabError(f"{path}: unknown key {extra[0]!r} in preset {name!r}")
     if preset is not None:
         if preset not in presets:
             known = ", ".join(presets) or "none"
             raise RewritelabError(f"{path}: no preset {preset!r} (known: {known})")
-        extra = sorted(set(presets[preset]) - PRESET_KEYS)
-        if extra:
-            raise RewritelabError(f"{path}: unknown key {extra[0]!r} in preset {preset!r}")
         data = deep_merge(data, presets[preset])
     grid = data.get("grid", {})
     for factor, values in grid.items():

@@ -1,0 +1,213 @@
+"""Sweeps: grid expansion, presets, the results database, caching, failures, resume, Ray, report."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from rewritelab.errors import RewritelabError
+from rewritelab.report import (
+    aggregate,
+    mean_and_stderr,
+    plot_curves,
+    transition_point,
+    write_report,
+)
+from rewritelab.sweep import ResultsDatabase, load_experiment, run_sweep
+from rewritelab.sweep import runner as runner_module
+
+TINY = """
+name = "tiny"
+title = "tiny sweep"
+seeds = 2
+
+[dataset]
+alphabet = "abcd"
+seen_test_examples = 40
+[dataset.train]
+examples = 200
+input_length = [1, 6]
+pattern_length = [1, 2]
+replacement_length = [1, 2]
+[dataset.test]
+instructions = 5
+examples_per_instruction = 4
+
+[train]
+epochs = 1
+batch_size = 32
+eval_examples = 0
+device = "cpu"
+[train.model]
+layers = 1
+heads = 1
+width = 16
+context = 24
+
+[grid]
+"dataset.train.instructions" = [2, 8]
+
+[presets.small]
+seeds = [5]
+[presets.small.grid]
+"dataset.train.instructions" = [3]
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def test_grid_expansion_seeds_and_presets(tiny):
+    experiment = load_experiment(tiny)
+    points = experiment.points()
+    assert [(p.factors["dataset.train.instructions"], p.seed) for p in points] == [
+        (2, 0), (2, 1), (8, 0), (8, 1),
+    ]  # fmt: skip
+    assert points[0].dataset["train"]["instructions"] == 2 and points[0].dataset["seed"] == 0
+    assert points[1].train["seed"] == 1
+    assert len({p.point_id for p in points}) == 4
+    assert points[0].dataset_id != points[1].dataset_id  # the seed changes the data
+    small = load_experiment(tiny, "small").points()
+    assert [(p.factors["dataset.train.instructions"], p.seed) for p in small] == [(3, 5)]
+    assert small[0].train["model"]["width"] == 16  # the base survives the deep merge
+
+
+def test_table_valued_factors_and_bad_experiments(tmp_path, tiny):
+    text = TINY.replace(
+        '"dataset.train.instructions" = [2, 8]',
+        'spread = [{label = "uniform", "dataset.train.spread" = "uniform"},'
+        ' {label = "0.5", "dataset.train.spread" = "power", "dataset.train.alpha" = 0.5}]',
+    )
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    points = load_experiment(path).points()
+    assert [p.factors["spread"] for p in points] == ["uniform", "uniform", "0.5", "0.5"]
+    assert points[2].dataset["train"]["alpha"] == 0.5
+    with pytest.raises(RewritelabError, match="no preset 'gpu'"):
+        load_experiment(tiny, "gpu")
+    path.write_text(TINY.replace("[2, 8]", "[2, 100000]"))
+    with pytest.raises(RewritelabError, match="grid point"):
+        load_experiment(path)  # 100000 rules cannot exist over 4 letters and lengths 1-2
+    path.write_text("nonsense = 1\n" + TINY)
+    with pytest.raises(RewritelabError, match="unknown experiment key 'nonsense'"):
+        load_experiment(path)
+
+
+def test_database_schema_and_plan(tmp_path, tiny):
+    database = ResultsDatabase(tmp_path / "r.sqlite")
+    points = load_experiment(tiny).points()
+    database.plan(points)
+    database.plan(points)  # planning twice adds nothing
+    rows = database.rows()
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"pending"}
+    assert rows[0]["factors"] == {"dataset.train.instructions": 2}
+    columns = {
+        c[1] for c in sqlite3.connect(tmp_path / "r.sqlite").execute("PRAGMA table_info(points)")
+    }
+    assert {"point_id", "config", "metrics", "unseen_accuracy", "device", "versions"} <= columns
+    database.close()
+    (tmp_path / "bad.sqlite").write_text("not a database")
+    with pytest.raises(RewritelabError, match="not a usable results database"):
+        ResultsDatabase(tmp_path / "bad.sqlite")
+
+
+def _fake_outcome(accuracy: float) -> dict:
+    return {"metrics": {"unseen_accuracy": accuracy, "seen_accuracy": 1.0}, "elapsed_s": 1.0,
+            "device": "cpu", "versions": {"rewritelab": "test"}}  # fmt: skip
+
+
+def test_aggregation_statistics_and_transition():
+    assert mean_and_stderr([0.2, 0.4]) == pytest.approx((0.3, 0.1))
+    rows = [
+        {"status": "done", "factors": {"dataset.train.instructions": i}, "elapsed_s": 1,
+         "metrics": {"unseen_accuracy": a, "seen_accuracy": 1.0}}
+        for i, a in [(10, 0.0), (10, 0.1), (100, 0.2), (100, 0.4), (1000, 0.9), (1000, 1.0)]
+    ] + [{"status": "failed", "factors": {"dataset.train.instructions": 5}}]  # fmt: skip
+    entries = aggregate(rows)
+    assert [e["factors"]["dataset.train.instructions"] for e in entries] == [10, 100, 1000]
+    assert entries[1]["unseen_accuracy"] == pytest.approx(0.3)
+    assert entries[1]["seeds"] == 2
+    # 0.5 lies 0.2/0.65 of the way from 0.3 (I=100) to 0.95 (I=1000) on a log axis
+    assert transition_point(entries) == pytest.approx(10 ** (2 + 0.2 / 0.65))
+    figure, axis = plot_curves(entries, "dataset.train.instructions", "t", ("unseen_accuracy",))
+    line = axis.lines[0]
+    assert list(line.get_xdata()) == [10, 100, 1000]
+    assert list(line.get_ydata()) == pytest.approx([0.05, 0.3, 0.95])
+
+
+def test_sweep_runs_caches_records_and_reports(tmp_path, tiny):
+    experiment = load_experiment(tiny)
+    database = ResultsDatabase(tmp_path / "results.sqlite")
+    counts = run_sweep(experiment, database, tmp_path / "work", progress=False)
+    assert counts == {"skipped": 0, "done": 4, "failed": 0}
+    rows = database.rows()
+    assert {r["status"] for r in rows} == {"done"}
+    for row in rows:
+        assert 0 <= row["unseen_accuracy"] <= 1 and 0 <= row["seen_accuracy"] <= 1
+        assert row["metrics"]["unseen_examples"] == 20
+        assert row["device"] == "cpu" and "torch" in row["versions"]
+    assert len(list((tmp_path / "work" / "datasets").iterdir())) == 4  # one per (I, seed)
+    again = run_sweep(experiment, database, tmp_path / "work", progress=False)
+    assert again == {"skipped": 4, "done": 0, "failed": 0}
+    report = write_report(tmp_path / "results.sqlite", tmp_path / "report")
+    text = report.read_text()
+    assert "tiny" in text and "| instructions |" in text
+    assert (tmp_path / "report" / "tiny-base.png").stat().st_size > 0
+    assert (tmp_path / "report" / "tiny-base.pdf").stat().st_size > 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    by_i = {e["factors"]["dataset.train.instructions"]: e for e in summary["tiny/base"]}
+    expected = (
+        sum(r["unseen_accuracy"] for r in rows if r["factors"]["dataset.train.instructions"] == 8)
+        / 2
+    )
+    assert by_i[8]["unseen_accuracy"] == pytest.approx(expected)
+
+
+def test_failing_point_is_recorded_and_the_others_go_on(tmp_path, tiny):
+    text = TINY.replace('"dataset.train.instructions" = [2, 8]', '"train.model.context" = [8, 24]')
+    path = tmp_path / "fails.toml"
+    path.write_text(text)
+    database = ResultsDatabase(tmp_path / "r.sqlite")
+    counts = run_sweep(load_experiment(path), database, tmp_path / "work", progress=False)
+    assert counts["failed"] == 2 and counts["done"] == 2
+    failed = [r for r in database.rows() if r["status"] == "failed"]
+    assert {r["factors"]["train.model.context"] for r in failed} == {8}
+    assert all("context" in r["error"] for r in failed)
+
+
+def test_killed_sweep_resumes_where_it_stopped(tmp_path, tiny, monkeypatch):
+    experiment = load_experiment(tiny)
+    database = ResultsDatabase(tmp_path / "r.sqlite")
+    real_run_point, calls = runner_module.run_point, []
+
+    def dies_on_second_point(point, workdir):
+        calls.append(point.point_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the sweep is killed while running its second point
+        return real_run_point(point, workdir)
+
+    monkeypatch.setattr(runner_module, "run_point", dies_on_second_point)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(experiment, database, tmp_path / "work", progress=False)
+    statuses = [r["status"] for r in database.rows()]
+    assert statuses.count("done") == 1 and statuses.count("done") + statuses.count("running") == 4
+    monkeypatch.setattr(runner_module, "run_point", real_run_point)
+    counts = run_sweep(experiment, database, tmp_path / "work", progress=False)
+    assert counts == {"skipped": 1, "done": 3, "failed": 0}
+    attempts = {r["point_id"]: r["attempts"] for r in database.rows()}
+    assert attempts[calls[0]] == 1  # the finished point was not run again
+
+
+def test_ray_executor_runs_points_into_the_same_database(tmp_path, tiny):
+    pytest.importorskip("ray")
+    experiment = load_experiment(tiny, "small")
+    database = ResultsDatabase(tmp_path / "r.sqlite")
+    counts = run_sweep(experiment, database, tmp_path / "work", executor="ray", progress=False)
+    assert counts == {"skipped": 0, "done": 1, "failed": 0}
+    assert database.rows()[0]["status"] == "done"
