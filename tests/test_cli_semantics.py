@@ -143,22 +143,12 @@ def test_markov_negative_step_limit(capsys):
     assert_one_line_error(*run_cli(args, capsys), "max_steps")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cmd_markov catches OSError only: a file that is not UTF-8 escapes as a "
-    "UnicodeDecodeError traceback instead of a one-line error with exit code 2",
-)
 def test_markov_file_that_is_not_utf8(tmp_path, capsys):
     path = tmp_path / "latin1.markov"
     path.write_bytes("é -> e\n".encode("latin-1"))
     assert_one_line_error(*run_cli(["markov", str(path), "é"], capsys), "latin1.markov")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a UTF-8 byte-order mark (as some Windows editors write) stays in the text: the "
-    "first rule silently becomes '\\ufeffa -> b' and never fires",
-)
 def test_markov_file_with_byte_order_mark(tmp_path, capsys):
     path = tmp_path / "bom.markov"
     path.write_bytes("a -> b\n".encode("utf-8-sig"))

@@ -67,9 +67,11 @@ def cmd_markov(args: argparse.Namespace) -> int:
     from rewritelab.rules import Halt, MarkovAlgorithm
 
     try:
-        text = Path(args.file).read_text(encoding="utf-8")
+        text = Path(args.file).read_text(encoding="utf-8-sig")  # a leading BOM is not a symbol
     except OSError as error:
         raise RewritelabError(f"cannot read algorithm {args.file}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise RewritelabError(f"cannot read algorithm {args.file}: not UTF-8 text") from None
     result = MarkovAlgorithm.parse(text).run(args.word, max_steps=args.max_steps, trace=args.trace)
     for step in result.trace:
         print(f"{step.step:>5}  [{step.rule_index}] {step.rule}  =>  {step.word}", file=sys.stderr)
