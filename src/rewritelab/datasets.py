@@ -113,23 +113,21 @@ def draw_instructions(
         k = rng.integers(split.k[0], split.k[1] + 1, size=batch)
         xs = sampler.draw(rng, families, k, split.pattern_length)
         ys = sampler.draw(rng, families, k, split.replacement_length)
-        names = [registry[f] for f in families.tolist()]
+        names = np.array(registry, dtype=object)[families]
         k_or_none = [
-            kk if uses[f] else None for f, kk in zip(families.tolist(), k.tolist(), strict=True)
+            kk if used else None
+            for kk, used in zip(k.tolist(), np.array(uses)[families].tolist(), strict=True)
         ]
-        for pair, family in zip(
-            zip(xs, ys, strict=True), zip(names, k_or_none, strict=True), strict=True
-        ):
-            if (
-                pair[0] == pair[1]
-                or pair in chosen
-                or pair in taken_pairs
-                or pair[0] in taken_patterns
-            ):
-                continue
-            chosen[pair] = family
-            if len(chosen) == split.instructions:
-                break
+        drawn = dict(zip(zip(xs, ys, strict=True), zip(names, k_or_none, strict=True), strict=True))
+        fresh = [
+            pair
+            for pair in drawn
+            if pair[0] != pair[1]
+            and pair not in chosen
+            and pair not in taken_pairs
+            and pair[0] not in taken_patterns
+        ]
+        chosen.update((pair, drawn[pair]) for pair in fresh[:needed])
     if len(chosen) < split.instructions:
         raise RewritelabError(
             f"could draw only {len(chosen)} of {split.instructions} distinct instructions: the "

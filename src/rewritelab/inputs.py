@@ -111,12 +111,19 @@ def _planted_words(
     gaps = (rng.random((len(patterns), widest)) * (total - planted + 1)[:, None]).astype(np.int64)
     unused = np.arange(widest)[None, :] >= counts[:, None]
     gaps = np.sort(np.where(unused, np.iinfo(np.int64).max, gaps), axis=1)  # unused slots last
-    words = []
-    for filler, pattern, count, row in zip(
-        fillers, patterns, counts.tolist(), gaps.tolist(), strict=True
-    ):
-        words.append(_plant(filler, pattern, row[:count]) if count else filler)
-    return words
+    if widest == 1:  # the common case: one copy at most, no per-row list of gaps
+        return [
+            filler[:gap] + pattern + filler[gap:] if count else filler
+            for filler, pattern, count, gap in zip(
+                fillers, patterns, counts.tolist(), gaps[:, 0].tolist(), strict=True
+            )
+        ]
+    return [
+        _plant(filler, pattern, row[:count]) if count else filler
+        for filler, pattern, count, row in zip(
+            fillers, patterns, counts.tolist(), gaps.tolist(), strict=True
+        )
+    ]
 
 
 def _fill(
@@ -135,12 +142,15 @@ def _fill(
         sub_patterns = [patterns[i] for i in pending]
         sub_counts = counts[pending]
         drawn = _planted_words(rng, alphabet, sub_patterns, sub_counts, length_range)
+        missed = []
         for i, pattern, count, word in zip(
             pending, sub_patterns, sub_counts.tolist(), drawn, strict=True
         ):
             if count_occurrences(pattern, word) == count:
                 words[i] = word
-        pending = [i for i in pending if words[i] is None]
+            else:
+                missed.append(i)
+        pending = missed
     index = pending[0]
     raise RewritelabError(
         f"could not build an input of length {list(length_range)} holding pattern "
