@@ -316,11 +316,19 @@ def make_split(
     rng = stream(spec.seed, f"{name}_spread")
     assignment = assign(rng, len(rules), total, split.spread, split.alpha)
     counts = occurrence_plan(rng, split, total)
+    used = used_rows(assignment, len(rules))
+    if len(used) < len(rules):  # keep only the rules this split uses (seen_test samples a few)
+        rules, assignment = rules.subset(used.tolist()), np.searchsorted(used, assignment)
     patterns = [rules.x[i] for i in assignment.tolist()]
     inputs = build_inputs(
         stream(spec.seed, f"{name}_inputs"), spec.alphabet, patterns, counts, split.input_length
     )
     return SplitData(rules, assignment, inputs, counts)
+
+
+def used_rows(assignment: np.ndarray, rules: int) -> np.ndarray:
+    """The rule rows that at least one example uses, in increasing order."""
+    return np.flatnonzero(np.bincount(assignment, minlength=rules))
 
 
 def keep(data: SplitData, mask: np.ndarray) -> SplitData:
@@ -348,7 +356,7 @@ def build_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict[str, SplitD
     if spec.train.subsample is not None:
         rng = stream(spec.seed, "subsample")
         train = keep(train, subsample_mask(rng, train.assignment, spec.train, len(train_rules)))
-    present = np.unique(train.assignment)
+    present = used_rows(train.assignment, len(train_rules))
     seen_rules = train_rules.subset(present.tolist())
     seen_split = dataclasses.replace(spec.train, spread="uniform")
     bar.update()
@@ -361,7 +369,7 @@ def build_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict[str, SplitD
 
 def split_counts(data: SplitData) -> dict:
     """Headline counts of a split, as recorded in the manifest."""
-    used = np.unique(data.assignment)
+    used = used_rows(data.assignment, len(data.rules))
     return {
         "examples": len(data.inputs),
         "instructions": int(len(used)),
