@@ -74,6 +74,37 @@ def transition_point(entries: list[dict], threshold: float = 0.5) -> float | Non
     return None
 
 
+def _line_label(factors: dict, x_factor: str) -> str:
+    others = {k: v for k, v in factors.items() if k != x_factor}
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in others.items()) or "all"
+
+
+def seed_crossings(rows: list[dict], threshold: float = 0.5) -> dict[str, list[float | None]]:
+    """Per line (setting of the non-instruction factors), the crossing of each seed's curve."""
+    curves: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["status"] == "done":
+            entry = {"factors": row["factors"], "unseen_accuracy": row["unseen_accuracy"]}
+            curves[(_line_label(row["factors"], INSTRUCTIONS), row["seed"])].append(entry)
+    crossings: dict[str, list[float | None]] = defaultdict(list)
+    for (label, _seed), entries in sorted(curves.items()):
+        crossings[label].append(transition_point(entries, threshold))
+    return crossings
+
+
+def transition_summary(entries: list[dict], crossings: list[float | None]) -> str:
+    """Where the mean curve crosses 0.5, the seeds' spread, and the width from 0.2 to 0.8."""
+    found = [c for c in crossings if c is not None]
+    if not found:
+        return f"not crossed in the grid ({len(crossings)} seeds)"
+    mean, stderr = mean_and_stderr(found)
+    text = f"I = {mean:.0f} ± {stderr:.0f} over {len(found)} of {len(crossings)} seeds"
+    low, high = transition_point(entries, 0.2), transition_point(entries, 0.8)
+    if low and high:
+        text += f"; 0.2 -> 0.8 spans {math.log10(high / low):.2f} decades of I"
+    return text
+
+
 # ---------------------------------------------------------------- figures
 
 
@@ -94,9 +125,7 @@ def _series(entries: list[dict], x_factor: str) -> dict[str, list[dict]]:
     """Entries split into lines: one per setting of the factors other than `x_factor`."""
     lines: dict[str, list[dict]] = defaultdict(list)
     for entry in entries:
-        others = {k: v for k, v in entry["factors"].items() if k != x_factor}
-        label = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in others.items()) or "all"
-        lines[label].append(entry)
+        lines[_line_label(entry["factors"], x_factor)].append(entry)
     return lines
 
 
@@ -202,10 +231,10 @@ def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) 
                                     "unseen_has_op_accuracy"))  # fmt: skip
         if name.lower().startswith("e1") or name.lower().startswith("e0"):
             mark_paper_thresholds(axis)
+            crossings = seed_crossings(rows)
             for label, members in _series(entries, INSTRUCTIONS).items():
-                crossing = transition_point(members)
-                where = f"{crossing:.0f} instructions" if crossing else "not crossed in the grid"
-                lines.append(f"- unseen accuracy crosses 0.5 ({label}): {where}")
+                summary = transition_summary(members, crossings[label])
+                lines.append(f"- unseen accuracy crosses 0.5 ({label}): {summary}")
             lines += [f"- {PAPER_E1}", ""]
         axis.legend(fontsize=6, frameon=False, loc="best")
         files = save_figure(figure, out_dir, f"{name}-{preset}")
