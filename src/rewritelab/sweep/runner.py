@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import platform
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -73,7 +74,10 @@ def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
         outcome.update(data_dir=str(data_dir), run_dir=str(run_dir))
         config = train_config_from_dict(copy.deepcopy(point.train))
         outcome["device"] = str(config.resolved_device())
-        final = train(config, data_dir, run_dir, resume=run_dir.exists(), progress=False)
+        resume = (run_dir / "run_config.json").is_file()
+        if run_dir.exists() and not resume:  # killed before its run recorded anything
+            shutil.rmtree(run_dir)
+        final = train(config, data_dir, run_dir, resume=resume, progress=False)
         unseen = evaluate_run(run_dir, data_dir, split="test", device=config.device)
         seen = evaluate_run(run_dir, data_dir, split="seen_test", device=config.device)
         outcome["metrics"] = headline_metrics(unseen, seen, final)
