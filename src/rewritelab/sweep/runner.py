@@ -61,6 +61,7 @@ def headline_metrics(unseen: dict, seen: dict, final: dict) -> dict[str, Any]:
 
 def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
     """Generate, train and evaluate one grid point; return its outcome (never raises)."""
+    from rewritelab.checkpoint import RUN_CONFIG
     from rewritelab.evaluate import evaluate_run
     from rewritelab.train import train
     from rewritelab.train_config import train_config_from_dict
@@ -74,7 +75,7 @@ def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
         outcome.update(data_dir=str(data_dir), run_dir=str(run_dir))
         config = train_config_from_dict(copy.deepcopy(point.train))
         outcome["device"] = str(config.resolved_device())
-        resume = (run_dir / "run_config.json").is_file()
+        resume = (run_dir / RUN_CONFIG).is_file()
         if run_dir.exists() and not resume:  # killed before its run recorded anything
             shutil.rmtree(run_dir)
         final = train(config, data_dir, run_dir, resume=resume, progress=False)
