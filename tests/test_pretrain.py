@@ -1,0 +1,132 @@
+"""Local pretraining: corpus reading and mapping, learning, the saved model, and fine-tuning it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from rewritelab.errors import RewritelabError
+from rewritelab.evaluate import evaluate_run
+from rewritelab.model import load_model
+from rewritelab.pretrain import (
+    PRINTABLE,
+    corpus_files,
+    encode_corpus,
+    pretrain,
+    pretrain_config_from_dict,
+)
+from rewritelab.tokenizer import Tokenizer
+
+SOURCES = Path(__file__).resolve().parents[1] / "src" / "rewritelab"
+TINY = {
+    "model": {"layers": 1, "heads": 2, "width": 32, "context": 48},
+    "batch_size": 16,
+    "max_steps": 60,
+    "warmup_steps": 5,
+    "learning_rate": 3e-3,
+    "validation_fraction": 0.1,
+    "validation_windows": 16,
+    "max_corpus_chars": 60_000,
+    "device": "cpu",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, one_thread):
+    out = tmp_path_factory.mktemp("pretrain") / "model"
+    summary = pretrain([SOURCES], out, pretrain_config_from_dict(TINY), progress=False)
+    return out, summary
+
+
+def test_pretraining_lowers_the_loss_and_saves_a_loadable_model(pretrained):
+    out, summary = pretrained
+    # Untrained: about ln(vocabulary); a few steps of character statistics get well below.
+    assert summary["validation_loss_before"] > 4.0
+    assert summary["validation_loss_after"] < summary["validation_loss_before"] - 1.0
+    assert summary["corpus"]["files"] >= 2 and summary["corpus"]["chars_kept"] == 60_000
+    record = json.loads((out / "pretrain.json").read_text())
+    assert record["config"]["max_steps"] == 60 and record["steps"] == 60
+    ours, tokenizer = load_model(out)
+    assert tokenizer.alphabet == PRINTABLE and ours.config.n_positions == 48
+    hf = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True).eval()
+    ids = torch.tensor([tokenizer.encode_word("def f(x):\n    return x")])
+    with torch.no_grad():
+        torch.testing.assert_close(hf(ids).logits, ours(ids).logits, rtol=0, atol=0)
+    assert not list(out.parent.glob(".*partial"))
+
+
+def test_corpus_characters_are_mapped_as_documented(tmp_path):
+    (tmp_path / "a.py").write_text("a\tb\r\né~\n", encoding="utf-8")
+    (tmp_path / "b.py").write_text("xyz", encoding="utf-8")
+    tokenizer = Tokenizer(PRINTABLE)
+    tokens, facts = encode_corpus(corpus_files([tmp_path], "*.py"), tokenizer, 1000)
+    pieces = np.split(tokens, np.nonzero(tokens == tokenizer.eos_id)[0] + 1)
+    texts = [tokenizer.decode(piece.tolist()) for piece in pieces if len(piece)]
+    assert texts == ["a    b\n~\n", "xyz"]
+    assert facts["files"] == 2 and facts["chars_read"] == len("a\tb\né~\n") + 3  # \r\n read as \n
+    extra = Tokenizer(pretrain_config_from_dict({"extra_alphabet": "é"}).alphabet())
+    tokens, _ = encode_corpus([tmp_path / "a.py"], extra, 1000)
+    assert extra.decode(tokens.tolist()) == "a    b\né~\n"
+
+
+def test_corpus_paths_files_directories_globs_and_refusals(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("one.py", "sub/two.py", "sub/three.txt"):
+        (tmp_path / name).write_text("text", encoding="utf-8")
+    assert corpus_files([tmp_path], "*.py") == [tmp_path / "one.py", tmp_path / "sub/two.py"]
+    assert corpus_files([f"{tmp_path}/**/*.txt"], "*.py") == [tmp_path / "sub/three.txt"]
+    assert corpus_files([tmp_path / "one.py", tmp_path / "one.py"], "*.py") == [tmp_path / "one.py"]
+    with pytest.raises(RewritelabError, match="does not exist"):
+        corpus_files([tmp_path / "missing"], "*.py")
+    with pytest.raises(RewritelabError, match="matches no file"):
+        corpus_files([f"{tmp_path}/*.rs"], "*.py")
+    with pytest.raises(RewritelabError, match="too small"):
+        pretrain([tmp_path / "one.py"], tmp_path / "out", pretrain_config_from_dict(TINY))
+    with pytest.raises(RewritelabError, match="unknown pretraining setting"):
+        pretrain_config_from_dict({"steps": 3})
+
+
+def test_pretrained_model_fine_tunes_with_the_native_layout(pretrained, tmp_path):
+    pytest.importorskip("peft")
+    from tiny_run import make_data
+
+    from rewritelab.finetune import evaluate_finetuned, finetune, merge
+    from rewritelab.finetune_config import finetune_config_from_dict
+
+    out, _ = pretrained
+    data = make_data(tmp_path / "data", pattern_length=[1, 1], replacement_length=[1, 1])
+    common = {"max_steps": 40, "batch_size": 16, "learning_rate": 3e-3, "warmup_steps": 5,
+              "eval_examples": 0, "device": "cpu"}  # fmt: skip
+    lora = finetune_config_from_dict({**common, "lora_rank": 4, "lora_alpha": 8})
+    finetune(out, data, tmp_path / "lora", lora, progress=False)
+    recorded = json.loads((tmp_path / "lora" / "run_config.json").read_text())
+    assert recorded["template"] == "native" and recorded["target_modules"] == ["c_attn"]
+    ours = evaluate_finetuned(tmp_path / "lora", data, "seen_test", path="generate")
+    # The merged model is a plain rewritelab model: the from-scratch evaluator opens it.
+    merged = merge(tmp_path / "lora", tmp_path / "merged")
+    theirs = evaluate_run(merged, data, split="seen_test", path="fast")
+    assert theirs["overall"] == ours["overall"]
+
+    full = finetune_config_from_dict({**common, "method": "full"})
+    scratch = finetune_config_from_dict({**common, "method": "full", "reinitialize": True})
+    finetune(out, data, tmp_path / "full", full, progress=False)
+    finetune(out, data, tmp_path / "scratch", scratch, progress=False)
+    pretrained_model, _ = load_model(out)
+    for run in ("full", "scratch"):
+        model, _ = load_model(tmp_path / run / "model")
+        assert model.config.to_dict()["n_embd"] == pretrained_model.config.n_embd
+    # Different starting weights: reinitialised and pretrained runs end apart.
+    a = load_model(tmp_path / "full" / "model")[0].transformer.wte.weight
+    b = load_model(tmp_path / "scratch" / "model")[0].transformer.wte.weight
+    assert not torch.allclose(a, b)
