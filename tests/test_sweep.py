@@ -229,3 +229,30 @@ def test_seed_crossings_and_transition_summary():
                          for r in rows])  # fmt: skip
     text = transition_summary(entries, crossings)
     assert text.startswith(f"I = {(10**1.5 + 10**2.5) / 2:.0f} ± ") and "2 of 3 seeds" in text
+
+
+def test_finetune_points_run_through_the_same_runner(tmp_path, tiny):
+    """A `method = "finetune"` experiment fine-tunes a base model per point (here an untrained
+    locally 'pretrained' GPT, written by `pretrain` with zero steps)."""
+    from rewritelab.pretrain import pretrain, pretrain_config_from_dict
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abcd dcba abba cddc\n" * 500)
+    base = tmp_path / "base"
+    config = {"max_steps": 0, "model": {"layers": 1, "heads": 1, "width": 16, "context": 32}}
+    pretrain([corpus], base, pretrain_config_from_dict(config), progress=False)
+    text = 'method = "finetune"\n' + TINY.split("[train]")[0]
+    text += f'[train]\nbase = "{base}"\nmethod = "full"\nmax_steps = 5\nbatch_size = 16\n'
+    text += 'eval_examples = 0\ndevice = "cpu"\n[grid]\n"dataset.train.instructions" = [3]\n'
+    path = tmp_path / "ft.toml"
+    path.write_text(text.replace("seeds = 2", "seeds = 1"))
+    experiment = load_experiment(path)
+    assert experiment.points()[0].method == "finetune"
+    database = ResultsDatabase(tmp_path / "r.sqlite")
+    counts = run_sweep(experiment, database, tmp_path / "work", progress=False)
+    assert counts == {"skipped": 0, "done": 1, "failed": 0}, database.rows()[0]["error"]
+    row = database.rows()[0]
+    assert 0 <= row["unseen_accuracy"] <= 1 and row["metrics"]["unseen_examples"] == 20
+    path.write_text(text.replace(f'base = "{base}"\n', ""))
+    with pytest.raises(RewritelabError, match="needs train.base"):
+        load_experiment(path)

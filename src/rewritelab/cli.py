@@ -45,6 +45,19 @@ TRAIN_SHORTCUTS = {  # flag -> (config key, type)
 }
 
 
+FINETUNE_SHORTCUTS = {  # flag -> (config key, type)
+    "seed": ("seed", int),
+    "max_steps": ("max_steps", int),
+    "batch_size": ("batch_size", int),
+    "lr": ("learning_rate", float),
+    "template": ("template", str),
+    "method": ("method", str),
+    "lora_rank": ("lora_rank", int),
+    "lora_alpha": ("lora_alpha", int),
+    "device": ("device", str),
+}
+
+
 def shortcut_overrides(args: argparse.Namespace, shortcuts: dict[str, str]) -> list[str]:
     """`--set` assignments plus those of the shortcut flags given (values read as TOML)."""
     overrides = []
@@ -178,6 +191,103 @@ def add_model_commands(commands) -> None:
     predict.set_defaults(handler=cmd_predict)
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from rewritelab.finetune import finetune
+    from rewritelab.finetune_config import finetune_config_from_dict, load_finetune_config
+
+    overrides = shortcut_overrides(args, FINETUNE_SHORTCUTS)
+    if args.load_in_8bit:
+        overrides.append("load_in_8bit=true")
+    if args.allow_download:
+        overrides.append("allow_download=true")
+    base, recorded = args.base, None
+    if args.resume:
+        try:
+            recorded = json.loads((Path(args.out) / "run_config.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise RewritelabError(f"cannot resume {args.out}: {error}") from None
+        base = base or recorded["base"]
+    if base is None:
+        raise RewritelabError("--base is required for a new fine-tuning run")
+    if recorded is not None and args.config is None and not overrides and args.preset is None:
+        config = finetune_config_from_dict(recorded["config"])
+    else:
+        config = load_finetune_config(args.config, overrides, args.preset)
+    final = finetune(base, args.data, args.out, config, resume=args.resume, progress=not args.quiet)
+    print(json.dumps(final))
+    return 0
+
+
+def cmd_evaluate_finetuned(args: argparse.Namespace) -> int:
+    from rewritelab.finetune import evaluate_finetuned
+
+    metrics = evaluate_finetuned(
+        args.run, args.data, split=args.split, path=args.path,
+        predictions_out=args.predictions, device=args.device,
+    )  # fmt: skip
+    overall = metrics["overall"]
+    print(f"{args.split} ({metrics['path']} path): accuracy {overall['accuracy']:.4f} "
+          f"± {overall['stderr']:.4f} on {overall['examples']} examples")  # fmt: skip
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from rewritelab.finetune import merge
+
+    print(f"wrote {merge(args.run, args.out, device=args.device)}")
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from rewritelab.pretrain import load_pretrain_config, pretrain
+
+    config = load_pretrain_config(args.config, list(args.set or []))
+    print(json.dumps(pretrain(args.corpus, args.out, config, progress=not args.quiet)))
+    return 0
+
+
+def add_pretrained_commands(commands) -> None:
+    finetune = commands.add_parser("finetune", help="LoRA or full fine-tuning of a causal LM")
+    finetune.add_argument("--base", help="model directory or Hugging Face id (resume: the run's)")
+    finetune.add_argument("--data", required=True, help="dataset directory")
+    finetune.add_argument("--out", required=True, help="run directory")
+    finetune.add_argument("--config", help="TOML or YAML fine-tuning config")
+    finetune.add_argument("--preset", choices=["paper", "small"])
+    finetune.add_argument("--resume", action="store_true")
+    finetune.add_argument("--load-in-8bit", action="store_true", help="needs bitsandbytes + CUDA")
+    finetune.add_argument("--allow-download", action="store_true", help="fetch --base from the Hub")
+    finetune.add_argument("--set", action="append", metavar="KEY=VALUE")
+    for flag, (key, kind) in FINETUNE_SHORTCUTS.items():
+        finetune.add_argument(
+            "--" + flag.replace("_", "-"), dest=flag, type=kind, help=f"sets {key}"
+        )
+    finetune.add_argument("--quiet", action="store_true", help="no progress bar")
+    finetune.set_defaults(handler=cmd_finetune)
+
+    evaluate = commands.add_parser("evaluate-finetuned", help="exact match of a fine-tuning run")
+    evaluate.add_argument("run")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--split", default="test", choices=["train", "seen_test", "test"])
+    evaluate.add_argument("--path", default="auto", choices=["auto", "fast", "generate"])
+    evaluate.add_argument("--predictions")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(handler=cmd_evaluate_finetuned)
+
+    merge = commands.add_parser("merge", help="fold a LoRA run's adapter into its base model")
+    merge.add_argument("run")
+    merge.add_argument("--out", required=True)
+    merge.add_argument("--device", default="cpu")
+    merge.set_defaults(handler=cmd_merge)
+
+    pretrain = commands.add_parser("pretrain", help="pretrain the GPT on local plain text")
+    pretrain.add_argument("--corpus", nargs="+", required=True, help="files, directories, globs")
+    pretrain.add_argument("--out", required=True)
+    pretrain.add_argument("--config")
+    pretrain.add_argument("--set", action="append", metavar="KEY=VALUE")
+    pretrain.add_argument("--quiet", action="store_true")
+    pretrain.set_defaults(handler=cmd_pretrain)
+
+
 def find_experiment(name: str) -> Path:
     """An experiment file: a path, or a name looked up in ./experiments and the source tree's."""
     candidates = [Path(name), Path("experiments") / f"{name}.toml"]
@@ -293,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(handler=cmd_inspect)
 
     add_model_commands(commands)
+    add_pretrained_commands(commands)
 
     sweep = commands.add_parser("sweep", help="run an experiment's grid into a results database")
     add_sweep_arguments(sweep)

@@ -43,7 +43,11 @@ from typing import Any
 from rewritelab.errors import RewritelabError
 from rewritelab.spec import apply_override, read_config_file, spec_from_dict
 
-TOP_KEYS = {"name", "title", "kind", "description", "seeds", "dataset", "train", "grid", "presets"}
+TOP_KEYS = {
+    "name", "title", "kind", "description", "method", "seeds", "dataset", "train", "grid",
+    "presets",
+}  # fmt: skip
+METHODS = ("train", "finetune")  # from-scratch training, or fine-tuning a pretrained model
 PRESET_KEYS = {"seeds", "dataset", "train", "grid", "description"}
 
 
@@ -63,6 +67,7 @@ class Point:
     seed: int
     dataset: dict[str, Any]
     train: dict[str, Any]
+    method: str = "train"
 
     @property
     def dataset_id(self) -> str:
@@ -71,7 +76,10 @@ class Point:
 
     @property
     def point_id(self) -> str:
-        return content_hash({"dataset": self.dataset_id, "train": self.train, "seed": self.seed})
+        identity = {"dataset": self.dataset_id, "train": self.train, "seed": self.seed}
+        if self.method != "train":  # keeps the ids of from-scratch points as they were
+            identity["method"] = self.method
+        return content_hash(identity)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class Experiment:
     train: dict[str, Any]
     grid: dict[str, list[Any]] = field(default_factory=dict)
     source: str = ""
+    method: str = "train"
 
     def points(self) -> list[Point]:
         """Every grid point times every seed, in a stable order (seeds innermost)."""
@@ -110,7 +119,9 @@ class Experiment:
             )
         config["dataset"]["seed"] = seed
         config["train"]["seed"] = seed
-        return Point(self.name, self.preset, labels, seed, config["dataset"], config["train"])
+        return Point(
+            self.name, self.preset, labels, seed, config["dataset"], config["train"], self.method
+        )
 
 
 def _set_dotted(config: dict, key: str, value: Any, factor: str) -> None:
@@ -173,18 +184,36 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
         train=data.get("train", {}),
         grid=grid,
         source=str(path),
+        method=data.get("method", "train"),
     )
+    if experiment.method not in METHODS:
+        raise RewritelabError(f"{path}: method must be one of {METHODS}, got {experiment.method!r}")
     _validate_points(experiment)
     return experiment
 
 
 def _validate_points(experiment: Experiment) -> None:
     """Resolve every point's configs now, so a bad grid fails before anything runs."""
-    from rewritelab.train_config import train_config_from_dict
-
     for point in experiment.points():
         try:
             spec_from_dict(copy.deepcopy(point.dataset))
-            train_config_from_dict(copy.deepcopy(point.train))
+            point_config(point)
         except RewritelabError as error:
             raise RewritelabError(f"grid point {point.factors}: {error}") from None
+
+
+def point_config(point: Point):
+    """The point's validated training config: a TrainConfig, or (base, FinetuneConfig)."""
+    if point.method == "finetune":
+        from rewritelab.finetune_config import finetune_config_from_dict
+
+        settings = copy.deepcopy(point.train)
+        base = settings.pop("base", None)
+        if not base:
+            raise RewritelabError(
+                "a finetune experiment needs train.base (the model to start from)"
+            )
+        return base, finetune_config_from_dict(settings)
+    from rewritelab.train_config import train_config_from_dict
+
+    return train_config_from_dict(copy.deepcopy(point.train))

@@ -23,7 +23,7 @@ from rewritelab import __version__
 from rewritelab.errors import RewritelabError
 from rewritelab.sweep.database import ResultsDatabase
 from rewritelab.sweep.executors import make_executor
-from rewritelab.sweep.experiment import Experiment, Point
+from rewritelab.sweep.experiment import Experiment, Point, point_config
 
 
 def ensure_dataset(point: Point, workdir: Path) -> Path:
@@ -59,13 +59,35 @@ def headline_metrics(unseen: dict, seen: dict, final: dict) -> dict[str, Any]:
     }
 
 
+def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dict) -> dict:
+    """Train (or fine-tune) the point's model into `run_dir`; its unseen/seen headline metrics."""
+    from rewritelab.checkpoint import RUN_CONFIG
+    from rewritelab.model import pick_device
+
+    resume = (run_dir / RUN_CONFIG).is_file()
+    if run_dir.exists() and not resume:  # killed before its run recorded anything
+        shutil.rmtree(run_dir)
+    if point.method == "finetune":
+        from rewritelab.finetune import evaluate_finetuned as evaluate
+        from rewritelab.finetune import finetune
+
+        base, config = point_config(point)
+        outcome["device"] = str(pick_device(config.device))
+        final = finetune(base, data_dir, run_dir, config, resume=resume, progress=False)
+    else:
+        from rewritelab.evaluate import evaluate_run as evaluate
+        from rewritelab.train import train
+
+        config = point_config(point)
+        outcome["device"] = str(pick_device(config.device))
+        final = train(config, data_dir, run_dir, resume=resume, progress=False)
+    unseen = evaluate(run_dir, data_dir, split="test", device=config.device)
+    seen = evaluate(run_dir, data_dir, split="seen_test", device=config.device)
+    return headline_metrics(unseen, seen, final)
+
+
 def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
     """Generate, train and evaluate one grid point; return its outcome (never raises)."""
-    from rewritelab.checkpoint import RUN_CONFIG
-    from rewritelab.evaluate import evaluate_run
-    from rewritelab.train import train
-    from rewritelab.train_config import train_config_from_dict
-
     workdir = Path(workdir)
     started = time.perf_counter()
     outcome: dict[str, Any] = {"versions": versions()}
@@ -73,15 +95,7 @@ def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
         data_dir = ensure_dataset(point, workdir)
         run_dir = workdir / "runs" / point.point_id
         outcome.update(data_dir=str(data_dir), run_dir=str(run_dir))
-        config = train_config_from_dict(copy.deepcopy(point.train))
-        outcome["device"] = str(config.resolved_device())
-        resume = (run_dir / RUN_CONFIG).is_file()
-        if run_dir.exists() and not resume:  # killed before its run recorded anything
-            shutil.rmtree(run_dir)
-        final = train(config, data_dir, run_dir, resume=resume, progress=False)
-        unseen = evaluate_run(run_dir, data_dir, split="test", device=config.device)
-        seen = evaluate_run(run_dir, data_dir, split="seen_test", device=config.device)
-        outcome["metrics"] = headline_metrics(unseen, seen, final)
+        outcome["metrics"] = train_and_evaluate(point, data_dir, run_dir, outcome)
     except Exception as error:  # a failed point is recorded, and the sweep goes on
         outcome["error"] = f"{type(error).__name__}: {error}"
         if not isinstance(error, RewritelabError):
