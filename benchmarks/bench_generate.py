@@ -71,9 +71,19 @@ def main() -> None:
     rows = []
     for instructions in args.instructions:
         child = subprocess.run(
-            [sys.executable, __file__, "--one", str(instructions), "--examples", str(args.examples),
-             "--test-examples", str(args.test_examples)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                str(instructions),
+                "--examples",
+                str(args.examples),
+                "--test-examples",
+                str(args.test_examples),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
     print(f"{'train I':>10} {'examples':>10} {'seconds':>8} {'examples/s':>11} {'peak MiB':>9}")
@@ -90,8 +100,12 @@ def main() -> None:
         "rewritelab": __version__,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "settings": {"examples": args.examples, "test_examples": args.test_examples,
-                     "input_length": [1, 50], "pattern_length": [1, 20]},
+        "settings": {
+            "examples": args.examples,
+            "test_examples": args.test_examples,
+            "input_length": [1, 50],
+            "pattern_length": [1, 20],
+        },
         "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -226,9 +226,10 @@ def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) 
     )
     lines.append("")
     if entries and all(isinstance(e["factors"].get(INSTRUCTIONS), int) for e in entries):
-        figure, axis = plot_curves(entries, INSTRUCTIONS, f"{name} ({preset})",
-                                   ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy",
-                                    "unseen_has_op_accuracy"))  # fmt: skip
+        metrics = ("unseen_accuracy", "seen_accuracy")
+        if any("unseen_noop_accuracy" in e for e in entries):  # split only where no-ops exist
+            metrics += ("unseen_noop_accuracy", "unseen_has_op_accuracy")
+        figure, axis = plot_curves(entries, INSTRUCTIONS, f"{name} ({preset})", metrics)
         if name.lower().startswith("e1") or name.lower().startswith("e0"):
             mark_paper_thresholds(axis)
             crossings = seed_crossings(rows)
