@@ -134,6 +134,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_accuracy(metrics: dict) -> None:
+    """Overall exact-match accuracy of an evaluation, then no-op / has-op."""
+    overall = metrics["overall"]
+    print(f"{metrics['split']} ({metrics['path']} path): accuracy {overall['accuracy']:.4f} "
+          f"± {overall['stderr']:.4f} on {overall['examples']} examples")  # fmt: skip
+    for name, accuracy in metrics["by_noop"].items():
+        print(f"  {name}: {accuracy['accuracy']:.4f} ({accuracy['examples']} examples)")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rewritelab.evaluate import evaluate_run
 
@@ -141,11 +150,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.run, args.data, split=args.split, path=args.path,
         predictions_out=args.predictions, device=args.device,
     )  # fmt: skip
-    overall = metrics["overall"]
-    print(f"{args.split} ({args.path} path): accuracy {overall['accuracy']:.4f} "
-          f"± {overall['stderr']:.4f} on {overall['examples']} examples")  # fmt: skip
-    for name, accuracy in metrics["by_noop"].items():
-        print(f"  {name}: {accuracy['accuracy']:.4f} ({accuracy['examples']} examples)")
+    print_accuracy(metrics)
     return 0
 
 
@@ -225,9 +230,7 @@ def cmd_evaluate_finetuned(args: argparse.Namespace) -> int:
         args.run, args.data, split=args.split, path=args.path,
         predictions_out=args.predictions, device=args.device,
     )  # fmt: skip
-    overall = metrics["overall"]
-    print(f"{args.split} ({metrics['path']} path): accuracy {overall['accuracy']:.4f} "
-          f"± {overall['stderr']:.4f} on {overall['examples']} examples")  # fmt: skip
+    print_accuracy(metrics)
     return 0
 
 
