@@ -16,6 +16,7 @@ from rewritelab.report import (
     transition_point,
     transition_summary,
     write_report,
+    x_axis_factor,
 )
 from rewritelab.sweep import ResultsDatabase, load_experiment, run_sweep
 from rewritelab.sweep import runner as runner_module
@@ -256,3 +257,18 @@ def test_finetune_points_run_through_the_same_runner(tmp_path, tiny):
     path.write_text(text.replace(f'base = "{base}"\n', ""))
     with pytest.raises(RewritelabError, match="needs train.base"):
         load_experiment(path)
+
+
+def test_labelled_factors_keep_the_grid_order_and_plot_categorically():
+    labels = ["I=500", "I=1000", "I=9000 halved"]  # alphabetical order would differ
+    rows = [
+        {"status": "done", "factors": {"data": label}, "elapsed_s": 0,
+         "metrics": {"unseen_accuracy": accuracy, "seen_accuracy": 1.0}}
+        for label, accuracy in zip(labels, [0.1, 0.2, 0.3], strict=True)
+    ]  # fmt: skip
+    entries = aggregate(rows)
+    assert [e["factors"]["data"] for e in entries] == labels
+    assert x_axis_factor(entries) == "data"
+    _, axis = plot_curves(entries, "data", "t", ("unseen_accuracy",))
+    assert list(axis.lines[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    assert [t.get_text() for t in axis.get_xticklabels()] == labels

@@ -55,12 +55,18 @@ def aggregate(rows: list[dict]) -> list[dict]:
                 entry[metric], entry[f"{metric}_stderr"] = mean_and_stderr(values)
         entry["elapsed_s"] = sum(m["elapsed_s"] or 0 for m in members)
         summary.append(entry)
-    return sorted(summary, key=lambda e: _sort_key(e["factors"]))
+    first_seen: dict[tuple[str, str], int] = {}
+    for row in rows:  # rows come in the grid's order
+        for key, value in row["factors"].items():
+            first_seen.setdefault((key, str(value)), len(first_seen))
+    return sorted(summary, key=lambda e: _sort_key(e["factors"], first_seen))
 
 
-def _sort_key(factors: dict) -> tuple:
+def _sort_key(factors: dict, first_seen: dict) -> tuple:
+    """Numbers in increasing order; labels in the order the grid declared them."""
     return tuple(
-        (0, v, "") if isinstance(v, int | float) else (1, 0, str(v)) for v in factors.values()
+        (0, v) if isinstance(v, int | float) else (1, first_seen[(k, str(v))])
+        for k, v in factors.items()
     )
 
 
@@ -134,7 +140,8 @@ def plot_curves(entries: list[dict], x_factor: str, title: str, metrics: tuple[s
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 3.6))
     for label, members in _series(entries, x_factor).items():
-        members = sorted(members, key=lambda e: e["factors"][x_factor])
+        if all(isinstance(e["factors"][x_factor], int | float) for e in members):
+            members = sorted(members, key=lambda e: e["factors"][x_factor])
         xs = [e["factors"][x_factor] for e in members]
         for metric in metrics:
             if not all(metric in e for e in members):
@@ -212,6 +219,15 @@ def e5_table(entries: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def x_axis_factor(entries: list[dict]) -> str | None:
+    """The instruction count when every point has one, else the first factor (categorical)."""
+    if not entries or not entries[0]["factors"]:
+        return None
+    if all(isinstance(e["factors"].get(INSTRUCTIONS), int) for e in entries):
+        return INSTRUCTIONS
+    return next(iter(entries[0]["factors"]))
+
+
 def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> list[str]:
     """The report section of one experiment/preset: summary, figure, tables, failures."""
     entries = aggregate(rows)
@@ -225,12 +241,13 @@ def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) 
         f"devices: {', '.join(sorted({r['device'] or '?' for r in done})) or '–'}."
     )
     lines.append("")
-    if entries and all(isinstance(e["factors"].get(INSTRUCTIONS), int) for e in entries):
+    x_factor = x_axis_factor(entries)
+    if x_factor is not None:
         metrics = ("unseen_accuracy", "seen_accuracy")
         if any("unseen_noop_accuracy" in e for e in entries):  # split only where no-ops exist
             metrics += ("unseen_noop_accuracy", "unseen_has_op_accuracy")
-        figure, axis = plot_curves(entries, INSTRUCTIONS, f"{name} ({preset})", metrics)
-        if name.lower().startswith("e1") or name.lower().startswith("e0"):
+        figure, axis = plot_curves(entries, x_factor, f"{name} ({preset})", metrics)
+        if x_factor == INSTRUCTIONS and name.lower().startswith(("e0", "e1")):
             mark_paper_thresholds(axis)
             crossings = seed_crossings(rows)
             for label, members in _series(entries, INSTRUCTIONS).items():
