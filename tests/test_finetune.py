@@ -19,16 +19,14 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  #
 import rewritelab.finetune as finetune_module  # noqa: E402
 from rewritelab.datasets import generate_dataset  # noqa: E402
 from rewritelab.errors import RewritelabError  # noqa: E402
-from rewritelab.finetune import (  # noqa: E402
+from rewritelab.finetune import finetune  # noqa: E402
+from rewritelab.finetune_config import PRESETS, finetune_config_from_dict  # noqa: E402
+from rewritelab.finetune_eval import (  # noqa: E402
     evaluate_finetuned,
-    finetune,
     generate_answers,
-    load_base,
-    load_finetuned,
-    merge,
     text_verdicts,
 )
-from rewritelab.finetune_config import PRESETS, finetune_config_from_dict  # noqa: E402
+from rewritelab.pretrained import load_base, load_finetuned, merge  # noqa: E402
 from rewritelab.prompts import (  # noqa: E402
     HFCodec,
     concatenation_is_canonical,

@@ -101,8 +101,10 @@ def test_pretrained_model_fine_tunes_with_the_native_layout(pretrained, tmp_path
     pytest.importorskip("peft")
     from tiny_run import make_data
 
-    from rewritelab.finetune import evaluate_finetuned, finetune, merge
+    from rewritelab.finetune import finetune
     from rewritelab.finetune_config import finetune_config_from_dict
+    from rewritelab.finetune_eval import evaluate_finetuned
+    from rewritelab.pretrained import merge
 
     out, _ = pretrained
     data = make_data(tmp_path / "data", pattern_length=[1, 1], replacement_length=[1, 1])

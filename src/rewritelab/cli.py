@@ -224,7 +224,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_finetuned(args: argparse.Namespace) -> int:
-    from rewritelab.finetune import evaluate_finetuned
+    from rewritelab.finetune_eval import evaluate_finetuned
 
     metrics = evaluate_finetuned(
         args.run, args.data, split=args.split, path=args.path,
@@ -235,7 +235,7 @@ def cmd_evaluate_finetuned(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from rewritelab.finetune import merge
+    from rewritelab.pretrained import merge
 
     print(f"wrote {merge(args.run, args.out, device=args.device)}")
     return 0

@@ -68,8 +68,8 @@ def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dic
     if run_dir.exists() and not resume:  # killed before its run recorded anything
         shutil.rmtree(run_dir)
     if point.method == "finetune":
-        from rewritelab.finetune import evaluate_finetuned as evaluate
         from rewritelab.finetune import finetune
+        from rewritelab.finetune_eval import evaluate_finetuned as evaluate
 
         base, config = point_config(point)
         outcome["device"] = str(pick_device(config.device))

@@ -1,0 +1,194 @@
+"""Pretrained bases and LoRA adapters: loading a causal LM, attaching, reloading and merging.
+
+A base is a local directory or a Hugging Face id found in the local cache (downloads only
+when the config allows them); its tokenizer must be able to write the dataset's words. The
+final weights of a fine-tuning run are a peft adapter (`adapter/`, method "lora") or a whole
+model (`model/`, method "full"); `merge` folds an adapter into its base for tools that know
+nothing of peft.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from rewritelab.checkpoint import RUN_CONFIG
+from rewritelab.errors import RewritelabError
+from rewritelab.finetune_config import FinetuneConfig
+from rewritelab.prompts import (
+    CharCodec,
+    Codec,
+    HFCodec,
+    is_char_tokenizer_dir,
+)
+from rewritelab.tokenizer import Tokenizer
+from rewritelab.train_config import seed_of
+
+ADAPTER_DIR = "adapter"
+MODEL_DIR = "model"
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
+    """(model, codec) of a base model: a local directory, or a Hugging Face id from the local
+    cache (or the Hub with `allow_download`). Refused in one line when it cannot be loaded."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    directory = Path(base)
+    local = directory.is_dir()
+    hub = {"local_files_only": not config.allow_download}
+    try:
+        model_config = AutoConfig.from_pretrained(str(base), **hub)
+        if local and is_char_tokenizer_dir(directory):
+            codec = CharCodec(Tokenizer.load(directory))
+        else:
+            codec = HFCodec(AutoTokenizer.from_pretrained(str(base), **hub), str(base))
+        if config.reinitialize:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed_of(config.seed, "model_init"))
+                model = AutoModelForCausalLM.from_config(model_config)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                str(base), **hub, **_load_options(config, device)
+            )
+    except (OSError, ValueError, KeyError) as error:
+        where = "no such directory, and " if not local else ""
+        hint = "" if config.allow_download else " (allow_download = true fetches a Hub id)"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise RewritelabError(f"cannot load base model {base}: {where}{first_line}{hint}") from None
+    if not config.load_in_8bit:
+        model = model.to(device)
+    _check_vocabulary(model, codec, str(base))
+    return model, codec
+
+
+def _load_options(config: FinetuneConfig, device: torch.device) -> dict:
+    """from_pretrained arguments: bf16 weights for LoRA on a GPU, or an 8-bit base."""
+    options = {}
+    if device.type == "cuda" and config.bf16 and config.method == "lora":
+        options["dtype"] = torch.bfloat16
+    if config.load_in_8bit:
+        try:
+            import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
+        except ImportError:
+            raise RewritelabError(
+                "load_in_8bit needs bitsandbytes (pip install bitsandbytes), or set "
+                "load_in_8bit = false"
+            ) from None
+        if device.type != "cuda" or config.method != "lora":
+            raise RewritelabError("load_in_8bit needs a CUDA device and method = 'lora'")
+        options["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        options["device_map"] = {"": device.index or 0}
+    return options
+
+
+def _check_vocabulary(model, codec: Codec, where: str) -> None:
+    embedded = model.get_input_embeddings().num_embeddings
+    used = codec.tokenizer.vocab_size if isinstance(codec, CharCodec) else len(codec.tokenizer)
+    if used > embedded:
+        raise RewritelabError(
+            f"the tokenizer of {where} has {used} tokens but its model embeds only {embedded} "
+            "(incompatible tokenizer)"
+        )
+
+
+def default_target_modules(model) -> list[str]:
+    """The LoRA targets for `model`'s architecture (peft's table: GPT-2 `c_attn`, Llama
+    `q_proj`/`v_proj`, GPT-NeoX `query_key_value`, ...)."""
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TABLE
+
+    model_type = model.config.model_type
+    if model_type not in TABLE:
+        raise RewritelabError(
+            f"no default LoRA target modules for architecture {model_type!r}: "
+            'set target_modules (e.g. ["q_proj", "v_proj"])'
+        )
+    return list(TABLE[model_type])
+
+
+def attach_lora(model, config: FinetuneConfig):
+    """`model` wrapped with a fresh LoRA adapter (seeded by the `model_init` stream)."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    targets = list(config.target_modules) or default_target_modules(model)
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2 stores Conv1D (in, out)
+        task_type="CAUSAL_LM",
+    )
+    if config.load_in_8bit:
+        model = prepare_model_for_kbit_training(model)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_of(config.seed, "model_init"))
+            return get_peft_model(model, lora)
+    except ValueError as error:
+        raise RewritelabError(f"cannot attach LoRA to {targets}: {error}") from None
+
+
+def load_finetuned(run_dir: str | Path, device: str = "auto", merged_precision: bool = False):
+    """(model, codec, template) of a finished fine-tuning run, in eval mode.
+
+    A LoRA run is its base plus the saved adapter; `merged_precision` loads the base without
+    8-bit quantisation (needed to merge)."""
+    from peft import PeftModel
+
+    from rewritelab.model import pick_device
+
+    run_dir = Path(run_dir)
+    recorded = recorded_run(run_dir)
+    config = FinetuneConfig(**recorded["config"])
+    if merged_precision:
+        config = FinetuneConfig(**{**config.to_dict(), "load_in_8bit": False})
+    target = pick_device(device)
+    final = run_dir / (ADAPTER_DIR if config.method == "lora" else MODEL_DIR)
+    if not final.is_dir():
+        raise RewritelabError(f"{run_dir} is not a finished fine-tuning run (no {final.name}/)")
+    if config.method == "full":
+        model, codec = load_base(final, without_reinitialize(config), target)
+    else:
+        base, codec = load_base(recorded["base"], config, target)
+        model = PeftModel.from_pretrained(base, final)
+    return model.eval(), codec, recorded["template"]
+
+
+def recorded_run(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / RUN_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise RewritelabError(f"{run_dir} is not a fine-tuning run: {error}") from None
+
+
+def merge(run_dir: str | Path, out_dir: str | Path, device: str = "cpu") -> Path:
+    """Merge a LoRA run's adapter into its base and save a plain model directory (weights +
+    config + tokenizer) that any tool opens without peft; written atomically."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise RewritelabError(f"{out_dir} already exists")
+    model, codec, _ = load_finetuned(run_dir, device, merged_precision=True)
+    if not hasattr(model, "merge_and_unload"):
+        raise RewritelabError(f"{run_dir} was fully fine-tuned: its {MODEL_DIR}/ is the model")
+    merged = model.merge_and_unload()
+    partial = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    merged.save_pretrained(partial, safe_serialization=True)
+    codec.save(partial)
+    os.replace(partial, out_dir)
+    return out_dir
+
+
+def without_reinitialize(config: FinetuneConfig) -> FinetuneConfig:
+    """The config with `reinitialize` off: for reloading weights a run already trained."""
+    return FinetuneConfig(**{**config.to_dict(), "reinitialize": False})
