@@ -33,6 +33,23 @@ class EncodedSplit:
     prompt_lengths: np.ndarray  # (N,)
     records: list[dict]  # (N,) the source records, for breakdowns and predictions
 
+    @classmethod
+    def from_pieces(
+        cls, pieces: list, prompt_lengths: list[int], records: list[dict], where: str
+    ) -> EncodedSplit:
+        """Pack per-example token lists (prompt then answer) into one split."""
+        if not pieces:
+            raise RewritelabError(f"{where} holds no examples")
+        lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
+        return cls(
+            np.fromiter(
+                (t for piece in pieces for t in piece), dtype=np.int64, count=lengths.sum()
+            ),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            np.array(prompt_lengths, dtype=np.int64),
+            records,
+        )
+
     def __len__(self) -> int:
         return len(self.prompt_lengths)
 
@@ -92,15 +109,7 @@ def encode_split(data_dir: str | Path, split: str, tokenizer: Tokenizer) -> Enco
             )
     except (ValueError, KeyError, TypeError) as error:
         raise RewritelabError(f"{path} is not a valid split file: {error!r}") from None
-    if not pieces:
-        raise RewritelabError(f"{path} holds no examples")
-    lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
-    return EncodedSplit(
-        np.fromiter((t for piece in pieces for t in piece), dtype=np.int64, count=lengths.sum()),
-        np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        np.array(prompt_lengths, dtype=np.int64),
-        records,
-    )
+    return EncodedSplit.from_pieces(pieces, prompt_lengths, records, str(path))
 
 
 def epoch_batches(

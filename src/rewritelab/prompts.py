@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from rewritelab.batches import BREAKDOWN_FIELDS, EncodedSplit
 from rewritelab.datasets import SPLIT_FILES, read_records
 from rewritelab.errors import RewritelabError
@@ -168,15 +166,7 @@ def encode_records(codec: Codec, template: str, records: list[dict], where: str)
             kept.append({key: record[key] for key in ("x", "y", "z", "output", *BREAKDOWN_FIELDS)})
     except (KeyError, TypeError) as error:
         raise RewritelabError(f"{where} is not a valid split: {error!r}") from None
-    if not pieces:
-        raise RewritelabError(f"{where} holds no examples")
-    lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
-    return EncodedSplit(
-        np.fromiter((t for piece in pieces for t in piece), dtype=np.int64, count=lengths.sum()),
-        np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        np.array(prompt_lengths, dtype=np.int64),
-        kept,
-    )
+    return EncodedSplit.from_pieces(pieces, prompt_lengths, kept, where)
 
 
 def encode_dataset_split(codec: Codec, template: str, data_dir: str | Path, split: str):
