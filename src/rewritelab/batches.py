@@ -10,6 +10,7 @@ no hidden sampler state.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import torch
 
 from rewritelab.datasets import SPLIT_FILES, read_manifest, read_records
 from rewritelab.errors import RewritelabError
-from rewritelab.tokenizer import Tokenizer
+from rewritelab.model import IGNORE
+from rewritelab.seeds import stream
+from rewritelab.tokenizer import Tokenizer, loss_mask
 
 # Record fields kept per example for the accuracy breakdown.
 BREAKDOWN_FIELDS = ("instruction", "noop", "occurrences")
@@ -70,7 +73,9 @@ class EncodedSplit:
 
 
 def check_dataset(data_dir: str | Path, tokenizer: Tokenizer | None = None) -> dict:
-    """The dataset's manifest, after checking its files exist and the tokenizer covers it."""
+    """The dataset's manifest, after checking that its files exist and are the bytes the
+    manifest's SHA-256s name (a truncated, edited or swapped split is refused) and that the
+    tokenizer covers its alphabet."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise RewritelabError(f"data directory {data_dir} does not exist")
@@ -78,9 +83,29 @@ def check_dataset(data_dir: str | Path, tokenizer: Tokenizer | None = None) -> d
     missing = [name for name in SPLIT_FILES.values() if not (data_dir / name).is_file()]
     if missing:
         raise RewritelabError(f"dataset {data_dir} is missing {', '.join(missing)}")
+    for name, facts in (manifest.get("files") or {}).items():
+        if file_sha256(data_dir / name) != (facts or {}).get("sha256"):
+            raise RewritelabError(
+                f"{data_dir / name} does not match the SHA-256 in its manifest "
+                "(changed or truncated since it was generated): regenerate the dataset"
+            )
     if tokenizer is not None:
         tokenizer.check_alphabet(dataset_alphabet(manifest), f"the dataset {data_dir}")
     return manifest
+
+
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes (None if it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def dataset_digest(manifest: dict) -> dict:
+    """What identifies a dataset's content, for a run to record and a resume to compare."""
+    return {"files": manifest.get("files"), "version": manifest.get("version")}
 
 
 def dataset_alphabet(manifest: dict) -> str:
@@ -163,3 +188,60 @@ def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor
+
+
+def eval_subset(split: EncodedSplit, examples: int, seed: int, name: str) -> EncodedSplit:
+    """A fixed random subset of `examples` examples of an evaluation split (all when 0)."""
+    if not examples or examples >= len(split):
+        return split
+    rng = stream(seed, "eval_subset", name)
+    return split.subset(np.sort(rng.choice(len(split), examples, replace=False)))
+
+
+class Batches:
+    """Training batches of an encoded split as a pure function of the step: epochs of length
+    buckets (`epoch_batches`), each batch cut into micro-batches, inputs right-padded, targets
+    IGNORE where no loss. Caches only the current epoch's plan."""
+
+    def __init__(
+        self,
+        split: EncodedSplit,
+        seed: int,
+        batch_size: int,
+        bucket_batches: int,
+        pad_id: int,
+        loss_on: str = "answer",
+        micro_batch_size: int | None = None,
+        multiple: int = 1,
+    ):
+        self.split, self.seed, self.pad_id, self.loss_on = split, seed, pad_id, loss_on
+        self.batch_size, self.bucket_batches, self.multiple = batch_size, bucket_batches, multiple
+        self.micro_batch_size = micro_batch_size or batch_size
+        self.per_epoch = batches_per_epoch(len(split), batch_size, bucket_batches)
+        self._epoch, self._plan = -1, []
+
+    def indices(self, step: int) -> np.ndarray:
+        epoch, position = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            rng = stream(self.seed, "data_order", epoch)
+            self._plan = epoch_batches(
+                self.split.lengths, self.batch_size, rng, self.bucket_batches
+            )
+            self._epoch = epoch
+        return self._plan[position]
+
+    def __call__(self, step: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+        """The micro-batches (ids (b, T), targets (b, T - 1)) of step `step`, and its real
+        token count. Each micro-batch is padded only to its own longest example."""
+        indices = self.indices(step)
+        micro = [
+            self.arrays(indices[i : i + self.micro_batch_size])
+            for i in range(0, len(indices), self.micro_batch_size)
+        ]
+        return micro, int(self.split.lengths[indices].sum())
+
+    def arrays(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = pad_batch(self.split, indices, self.pad_id, self.multiple)
+        lengths = self.split.lengths[indices]
+        mask = loss_mask(self.split.prompt_lengths[indices], lengths, ids.shape[1], self.loss_on)
+        return ids, np.where(mask, ids[:, 1:], IGNORE)

@@ -36,6 +36,7 @@ TRAIN_SHORTCUTS = {  # flag -> (config key, type)
     "eval_every": ("eval_every", int),
     "eval_examples": ("eval_examples", int),
     "device": ("device", str),
+    "threads": ("threads", int),
     "layers": ("model.layers", int),
     "heads": ("model.heads", int),
     "width": ("model.width", int),
@@ -55,6 +56,7 @@ FINETUNE_SHORTCUTS = {  # flag -> (config key, type)
     "lora_rank": ("lora_rank", int),
     "lora_alpha": ("lora_alpha", int),
     "device": ("device", str),
+    "threads": ("threads", int),
 }
 
 
@@ -117,8 +119,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rewritelab.train import saved_train_config, train
-    from rewritelab.train_config import load_train_config
+    from rewritelab.train import load_train_config, saved_train_config, train
 
     overrides = shortcut_overrides(args, TRAIN_SHORTCUTS)
     if args.no_bf16:
@@ -183,7 +184,7 @@ def add_model_commands(commands) -> None:
     evaluate.add_argument("run", help="run directory (or a model directory)")
     evaluate.add_argument("--data", required=True, help="dataset directory")
     evaluate.add_argument("--split", default="test", choices=["train", "seen_test", "test"])
-    evaluate.add_argument("--path", default="fast", choices=["fast", "generate"])
+    evaluate.add_argument("--path", default="auto", choices=["auto", "fast", "generate"])
     evaluate.add_argument("--predictions", help="write one JSON line per example here")
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -223,17 +224,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate_finetuned(args: argparse.Namespace) -> int:
-    from rewritelab.finetune_eval import evaluate_finetuned
-
-    metrics = evaluate_finetuned(
-        args.run, args.data, split=args.split, path=args.path,
-        predictions_out=args.predictions, device=args.device,
-    )  # fmt: skip
-    print_accuracy(metrics)
-    return 0
-
-
 def cmd_merge(args: argparse.Namespace) -> int:
     from rewritelab.pretrained import merge
 
@@ -245,7 +235,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from rewritelab.pretrain import load_pretrain_config, pretrain
 
     config = load_pretrain_config(args.config, list(args.set or []))
-    print(json.dumps(pretrain(args.corpus, args.out, config, progress=not args.quiet)))
+    summary = pretrain(args.corpus, args.out, config, progress=not args.quiet, resume=args.resume)
+    print(json.dumps(summary))
     return 0
 
 
@@ -274,7 +265,7 @@ def add_pretrained_commands(commands) -> None:
     evaluate.add_argument("--path", default="auto", choices=["auto", "fast", "generate"])
     evaluate.add_argument("--predictions")
     evaluate.add_argument("--device", default="auto")
-    evaluate.set_defaults(handler=cmd_evaluate_finetuned)
+    evaluate.set_defaults(handler=cmd_evaluate)  # the same evaluator as `evaluate`
 
     merge = commands.add_parser("merge", help="fold a LoRA run's adapter into its base model")
     merge.add_argument("run")
@@ -287,6 +278,7 @@ def add_pretrained_commands(commands) -> None:
     pretrain.add_argument("--out", required=True)
     pretrain.add_argument("--config")
     pretrain.add_argument("--set", action="append", metavar="KEY=VALUE")
+    pretrain.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     pretrain.add_argument("--quiet", action="store_true")
     pretrain.set_defaults(handler=cmd_pretrain)
 

@@ -1,13 +1,16 @@
-"""Exact-match accuracy under greedy decoding, broken down by class; and single predictions.
+"""Exact-match accuracy under greedy decoding for every kind of run, broken down by class.
 
-Two paths give the same verdicts:
+One evaluator for from-scratch, fine-tuned and pretrained-then-fine-tuned models. Two paths
+give the same verdicts:
 - fast: greedy decoding reproduces the answer exactly iff every answer token, end token
   included, is the argmax given the gold prefix, so one teacher-forced forward pass per batch
-  decides every example of the batch;
+  decides every example of the batch (for a Hugging Face tokenizer, only when it writes every
+  prompt + answer as prompt ids + answer ids: `choose_path`);
 - generate: real greedy decoding with a KV cache, which also yields the model's answer text.
-  Prompts are batched by exact prompt length, so no padding or attention mask is needed and
-  each example is computed at the same positions as in training. Generation stops at the end
-  token, or one token past the gold answer's length, when the verdict can no longer change.
+  Our GPT decodes prompts batched by exact prompt length (no padding, each example at the
+  positions it was trained at) and stops one token past the gold answer's length, when the
+  verdict can no longer change; other models use Hugging Face `generate` on left-padded
+  batches and are judged on the answer text.
 
 Accuracy is reported overall and per class (no-op / has-op, occurrences of x, |x|,
 instruction), because averages hide where a model fails.
@@ -22,47 +25,59 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import GPT2LMHeadModel
 
 from rewritelab.batches import (
     EncodedSplit,
     check_dataset,
-    encode_split,
+    dataset_alphabet,
     pad_batch,
     sorted_batches,
     to_device,
 )
 from rewritelab.errors import RewritelabError
-from rewritelab.model import load_model, pick_device, resolve_model_dir
+from rewritelab.model import GPT, load_model, resolve_model_dir
+from rewritelab.prompts import (
+    CharCodec,
+    Codec,
+    answer_text,
+    check_codec,
+    concatenation_is_canonical,
+    encode_dataset_split,
+)
 from rewritelab.rules import Rule
-from rewritelab.tokenizer import Tokenizer, loss_mask
+from rewritelab.runs import RUN_CONFIG, pick_device
+from rewritelab.tokenizer import loss_mask
 
-PATHS = ("fast", "generate")
+PATHS = ("auto", "fast", "generate")
+GENERATE_SLACK = 8  # tokens past the gold answer a Hugging Face model may generate
 
 
-def default_batch_size(device: torch.device) -> int:
-    """Examples per evaluation batch: large on a GPU; small on a CPU, where big batches
-    overflow the caches and run several times slower per token."""
-    return 1024 if device.type == "cuda" else 64
+def default_batch_size(model: torch.nn.Module) -> int:
+    """Examples per evaluation batch. Our small GPT: large on a GPU; small on a CPU, where big
+    batches overflow the caches and run several times slower per token. Pretrained models are
+    larger: smaller batches."""
+    cuda = next(model.parameters()).device.type == "cuda"
+    if isinstance(model, GPT):
+        return 1024 if cuda else 64
+    return 64 if cuda else 16
+
+
+def logits_of(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Next-token logits (B, T, V) of our GPT or of a Hugging Face causal LM."""
+    return model(ids) if isinstance(model, GPT) else model(input_ids=ids).logits
 
 
 @torch.no_grad()
-def fast_verdicts(
-    model: GPT2LMHeadModel,
-    split: EncodedSplit,
-    tokenizer: Tokenizer,
-    batch_size: int | None = None,
-) -> np.ndarray:
+def fast_verdicts(model: torch.nn.Module, split: EncodedSplit, batch_size: int = 0) -> np.ndarray:
     """Per example: is the greedy answer exactly right? One teacher-forced pass per batch."""
-    device = model.device
-    batch_size = batch_size or default_batch_size(device)
+    device = next(model.parameters()).device
     verdicts = np.zeros(len(split), dtype=bool)
     pending = []  # (indices, verdict tensor) pairs, copied to the host once at the end
-    for indices in sorted_batches(split.lengths, batch_size):
-        ids = pad_batch(split, indices, tokenizer.pad_id)  # (B, T)
+    for indices in sorted_batches(split.lengths, batch_size or default_batch_size(model)):
+        ids = pad_batch(split, indices, pad_id=0)  # (B, T); right padding is never attended to
         mask = loss_mask(split.prompt_lengths[indices], split.lengths[indices], ids.shape[1])
         ids, mask = to_device(ids, device), to_device(mask, device)
-        predicted = model(input_ids=ids).logits[:, :-1].argmax(-1)  # (B, T - 1)
+        predicted = logits_of(model, ids)[:, :-1].argmax(-1)  # (B, T - 1)
         pending.append((indices, ((predicted == ids[:, 1:]) | ~mask).all(dim=1)))
     for indices, correct in pending:
         verdicts[indices] = correct.cpu().numpy()
@@ -71,33 +86,36 @@ def fast_verdicts(
 
 @torch.no_grad()
 def greedy_generate(
-    model: GPT2LMHeadModel, prompts: torch.Tensor, max_new_tokens: int, eos_id: int
+    model: GPT, prompts: torch.Tensor, max_new_tokens: int, eos_id: int
 ) -> torch.Tensor:
     """Greedy continuation of equal-length prompts (B, P) with a KV cache -> (B, <= max_new).
 
     Stops once every row has produced `eos_id`; rows that finished earlier keep generating
     (their tokens after the end token are ignored by the caller).
     """
-    out = model(input_ids=prompts, use_cache=True)
-    generated = [out.logits[:, -1].argmax(-1)]  # each (B,)
+    logits, cache = model.step_logits(prompts, None)
+    generated = [logits.argmax(-1)]  # each (B,)
     finished = generated[-1] == eos_id
     for _ in range(max_new_tokens - 1):
         if bool(finished.all()):
             break
-        out = model(input_ids=generated[-1][:, None], cache=out.cache, use_cache=True)
-        generated.append(out.logits[:, -1].argmax(-1))
+        logits, cache = model.step_logits(generated[-1][:, None], cache)
+        generated.append(logits.argmax(-1))
         finished |= generated[-1] == eos_id
     return torch.stack(generated, dim=1)
 
 
+def _cut_at(row: list[int], eos_id: int) -> list[int]:
+    return row[: row.index(eos_id) + 1] if eos_id in row else row
+
+
 def generate_answers(
-    model: GPT2LMHeadModel,
-    split: EncodedSplit,
-    tokenizer: Tokenizer,
-    batch_size: int | None = None,
+    model: torch.nn.Module, split: EncodedSplit, codec: Codec, batch_size: int = 0
 ) -> list[list[int]]:
     """Per example, the greedy answer tokens up to the end token (included, if produced)."""
-    batch_size = batch_size or default_batch_size(model.device)
+    batch_size = batch_size or default_batch_size(model)
+    if not isinstance(model, GPT):
+        return _hf_generate_answers(model, split, codec, batch_size)
     answers: list[list[int]] = [[] for _ in range(len(split))]
     by_prompt_length = defaultdict(list)
     for i, length in enumerate(split.prompt_lengths.tolist()):
@@ -108,22 +126,91 @@ def generate_answers(
             prompts = np.stack([split.tokens[split.offsets[i] :][:prompt_length] for i in indices])
             budget = int(split.lengths[indices].max()) - prompt_length  # longest answer + eos
             tokens = greedy_generate(
-                model, to_device(prompts, model.device), budget, tokenizer.eos_id
+                model, to_device(prompts, model.device), budget, codec.eos_id
             ).tolist()
             for i, row in zip(indices.tolist(), tokens, strict=True):
-                answers[i] = (
-                    row[: row.index(tokenizer.eos_id) + 1] if tokenizer.eos_id in row else row
-                )
+                answers[i] = _cut_at(row, codec.eos_id)
     return answers
 
 
-def generate_verdicts(answers: list[list[int]], split: EncodedSplit) -> np.ndarray:
-    """Per example: do the generated tokens equal the gold answer, end token included?"""
-    gold = (
-        split.tokens[split.offsets[i] + split.prompt_lengths[i] : split.offsets[i + 1]].tolist()
-        for i in range(len(split))
+@torch.no_grad()
+def _hf_generate_answers(model, split: EncodedSplit, codec: Codec, batch_size: int):
+    """Hugging Face `generate` on left-padded batches of similar prompt length."""
+    from transformers import GenerationConfig
+
+    device = next(model.parameters()).device
+    answers: list[list[int]] = [[] for _ in range(len(split))]
+    order = np.argsort(split.prompt_lengths, kind="stable")
+    answer_lengths = split.lengths - split.prompt_lengths
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        width = int(split.prompt_lengths[indices].max())
+        ids = np.full((len(indices), width), codec.pad_id, dtype=np.int64)  # (B, P) left-padded
+        mask = np.zeros((len(indices), width), dtype=np.int64)
+        for row, i in enumerate(indices.tolist()):
+            length = int(split.prompt_lengths[i])
+            ids[row, width - length :] = split.tokens[split.offsets[i] :][:length]
+            mask[row, width - length :] = 1
+        generation = GenerationConfig(
+            max_new_tokens=int(answer_lengths[indices].max()) + GENERATE_SLACK,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=codec.pad_id,
+            eos_token_id=codec.eos_id,
+        )
+        out = model.generate(
+            input_ids=to_device(ids, device),
+            attention_mask=to_device(mask, device),
+            generation_config=generation,
+        )
+        for i, row in zip(indices.tolist(), out[:, width:].tolist(), strict=True):
+            answers[i] = _cut_at(row, codec.eos_id)
+    return answers
+
+
+def generate_verdicts(answers: list[list[int]], split: EncodedSplit, codec: Codec) -> np.ndarray:
+    """Per example: is the generated answer the gold one? Our tokenizer: the same tokens, end
+    token included. A Hugging Face tokenizer: an ended answer whose text is the output."""
+    if isinstance(codec, CharCodec):
+        gold = (
+            split.tokens[split.offsets[i] + split.prompt_lengths[i] : split.offsets[i + 1]].tolist()
+            for i in range(len(split))
+        )
+        return np.array([answer == g for answer, g in zip(answers, gold, strict=True)], dtype=bool)
+    return np.array(
+        [
+            bool(answer)
+            and answer[-1] == codec.eos_id
+            and answer_text(codec, answer) == record["output"]
+            for answer, record in zip(answers, split.records, strict=True)
+        ],
+        dtype=bool,
     )
-    return np.array([answer == g for answer, g in zip(answers, gold, strict=True)], dtype=bool)
+
+
+def choose_path(path: str, codec: Codec, template: str, split: EncodedSplit) -> str:
+    """`fast` when asked or allowed (canonical tokenisation of every answer), else generate."""
+    if path not in PATHS:
+        raise RewritelabError(f"evaluation path must be one of {PATHS}, got {path!r}")
+    canonical = concatenation_is_canonical(codec, template, split.records)
+    if path == "auto":
+        return "fast" if canonical else "generate"
+    if path == "fast" and not canonical:
+        raise RewritelabError(
+            "the fast path needs a tokenizer that writes prompt + answer as prompt ids + answer "
+            "ids; this one does not: use the generate path"
+        )
+    return path
+
+
+def verdicts_of(
+    model: torch.nn.Module, split: EncodedSplit, codec: Codec, path: str, batch_size: int = 0
+) -> tuple[np.ndarray, list[list[int]] | None]:
+    """Exact-match verdicts on `split` by the (resolved) evaluation path, and the answers."""
+    if path == "fast":
+        return fast_verdicts(model, split, batch_size), None
+    answers = generate_answers(model, split, codec, batch_size)
+    return generate_verdicts(answers, split, codec), answers
 
 
 def accuracy_of(verdicts: np.ndarray) -> dict:
@@ -133,16 +220,18 @@ def accuracy_of(verdicts: np.ndarray) -> dict:
     return {"accuracy": p, "examples": n, "stderr": math.sqrt(p * (1 - p) / n) if n else math.nan}
 
 
+BREAKDOWN_CLASSES = {
+    "noop": lambda r: "noop" if r["noop"] else "has_op",
+    "occurrences": lambda r: str(r["occurrences"]),
+    "pattern_length": lambda r: str(len(r["x"])),
+    "instruction": lambda r: str(r["instruction"]),
+}
+
+
 def breakdown(verdicts: np.ndarray, records: list[dict]) -> dict:
     """Accuracy overall and per class: no-op / has-op, occurrences, |x|, instruction."""
-    classes = {
-        "noop": lambda r: "noop" if r["noop"] else "has_op",
-        "occurrences": lambda r: str(r["occurrences"]),
-        "pattern_length": lambda r: str(len(r["x"])),
-        "instruction": lambda r: str(r["instruction"]),
-    }
     result = {"overall": accuracy_of(verdicts)}
-    for name, key_of in classes.items():
+    for name, key_of in BREAKDOWN_CLASSES.items():
         members = defaultdict(list)
         for i, record in enumerate(records):
             members[key_of(record)].append(i)
@@ -157,45 +246,65 @@ def _natural(key: str) -> tuple:
     return (0, int(key), "") if key.isdigit() else (1, 0, key)
 
 
+def load_for_evaluation(run_dir: str | Path, device: str = "auto"):
+    """(model, codec, template) of any finished run or model directory: a fine-tuning run
+    (its base plus adapter, or its fully tuned model) or a from-scratch model."""
+    run_dir = Path(run_dir)
+    if (run_dir / RUN_CONFIG).is_file() and "base" in _recorded(run_dir):
+        from rewritelab.pretrained import load_finetuned
+
+        return load_finetuned(run_dir, device)
+    model, tokenizer = load_model(resolve_model_dir(run_dir), pick_device(device))
+    return model, CharCodec(tokenizer), "native"
+
+
+def _recorded(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / RUN_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RewritelabError(f"{run_dir / RUN_CONFIG} is unreadable: {error}") from None
+
+
 def evaluate_run(
     run_dir: str | Path,
     data_dir: str | Path,
     split: str = "test",
-    path: str = "fast",
+    path: str = "auto",
     predictions_out: str | Path | None = None,
-    batch_size: int | None = None,
+    batch_size: int = 0,
     device: str = "auto",
 ) -> dict:
-    """Evaluate a trained run (or a model directory) on one split of a dataset.
+    """Evaluate a finished run (or a model directory) on one split of a dataset.
 
     Writes the metrics to `<run_dir>/eval-<split>-<path>.json` and returns them; with
     `predictions_out`, also one JSON line per example (with the answer text on the generate
     path; the fast path decides verdicts without producing text).
     """
+    if predictions_out is not None and not Path(predictions_out).parent.is_dir():
+        raise RewritelabError(
+            f"cannot write predictions: {Path(predictions_out).parent} is missing"
+        )
     if path not in PATHS:
         raise RewritelabError(f"evaluation path must be one of {PATHS}, got {path!r}")
-    model_dir = resolve_model_dir(run_dir)
-    model, tokenizer = load_model(model_dir, pick_device(device))
-    check_dataset(data_dir, tokenizer)
-    examples = encode_split(data_dir, split, tokenizer)
-    check_context(examples, model.config.n_positions, f"{data_dir} ({split})")
-    answers = None
-    if path == "fast":
-        verdicts = fast_verdicts(model, examples, tokenizer, batch_size)
-    else:
-        answers = generate_answers(model, examples, tokenizer, batch_size)
-        verdicts = generate_verdicts(answers, examples)
+    model, codec, template = load_for_evaluation(run_dir, device)
+    manifest = check_dataset(data_dir)
+    check_codec(codec, template, dataset_alphabet(manifest), str(run_dir))
+    examples = encode_dataset_split(codec, template, data_dir, split)
+    check_context(examples, model_context(model), f"{data_dir} ({split})")
+    path = choose_path(path, codec, template, examples)
+    verdicts, answers = verdicts_of(model, examples, codec, path, batch_size)
     metrics = {
-        "model": str(model_dir),
+        "model": str(run_dir),
         "data": str(data_dir),
         "split": split,
         "path": path,
+        "template": template,
         **breakdown(verdicts, examples.records),
     }
     out = Path(run_dir) / f"eval-{split}-{path}.json"
     out.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if predictions_out is not None:
-        write_predictions(predictions_out, examples, verdicts, answers, tokenizer)
+        write_predictions(predictions_out, examples, verdicts, answers, codec)
     return metrics
 
 
@@ -204,21 +313,29 @@ def write_predictions(
     examples: EncodedSplit,
     verdicts: np.ndarray,
     answers: list[list[int]] | None,
-    tokenizer: Tokenizer,
+    codec: Codec,
 ) -> None:
     """One JSON line per example: its record, the verdict and, if generated, the answer."""
     with open(out, "w", encoding="utf-8") as handle:
         for i, record in enumerate(examples.records):
             line = {**record, "correct": bool(verdicts[i])}
             if answers is not None:
-                line["prediction"] = tokenizer.decode(answers[i])
+                line["prediction"] = answer_text(codec, answers[i])
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
-def check_context(examples: EncodedSplit, context: int, where: str) -> None:
+def model_context(model: torch.nn.Module) -> int | None:
+    """The longest sequence a model can hold (None when its config does not say)."""
+    if isinstance(model, GPT):
+        return model.config.context
+    config = model.config
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+
+
+def check_context(examples: EncodedSplit, context: int | None, where: str) -> None:
     """Refuse examples longer than the model's context (they cannot be answered)."""
     longest = int(examples.lengths.max())
-    if longest > context:
+    if context is not None and longest > context:
         raise RewritelabError(
             f"{where} has examples of {longest} tokens, longer than the model's context ({context})"
         )
@@ -227,15 +344,16 @@ def check_context(examples: EncodedSplit, context: int, where: str) -> None:
 def predict(
     run_dir: str | Path, rule_text: str, word: str, device: str = "auto"
 ) -> tuple[str, str]:
-    """The model's greedy answer for one rule and input word, next to the exact answer."""
+    """A from-scratch model's greedy answer for one rule and input word, next to the exact
+    answer."""
     rule = Rule.parse(rule_text)
     model, tokenizer = load_model(resolve_model_dir(run_dir), pick_device(device))
     prompt = tokenizer.encode_prompt(rule.x, rule.y, word)
-    budget = model.config.n_positions - len(prompt)
+    budget = model.config.context - len(prompt)
     if budget < 1:
         raise RewritelabError(
             f"the prompt is {len(prompt)} tokens, too long for the model's context "
-            f"({model.config.n_positions})"
+            f"({model.config.context})"
         )
     prompts = torch.tensor([prompt], device=model.device)
     answer = greedy_generate(model, prompts, budget, tokenizer.eos_id)[0].tolist()

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from rewritelab.checkpoint import RUN_CONFIG
 from rewritelab.errors import RewritelabError
 from rewritelab.finetune_config import FinetuneConfig
 from rewritelab.prompts import (
@@ -25,8 +24,9 @@ from rewritelab.prompts import (
     HFCodec,
     is_char_tokenizer_dir,
 )
+from rewritelab.runs import RUN_CONFIG, pick_device
+from rewritelab.seeds import seed_of
 from rewritelab.tokenizer import Tokenizer
-from rewritelab.train_config import seed_of
 
 ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
@@ -43,6 +43,8 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
 
     hf_logging.disable_progress_bar()
     directory = Path(base)
+    if (directory / MODEL_DIR / "config.json").is_file():  # a pretraining run: its final model
+        directory = base = directory / MODEL_DIR
     local = directory.is_dir()
     hub = {"local_files_only": not config.allow_download}
     try:
@@ -144,8 +146,6 @@ def load_finetuned(run_dir: str | Path, device: str = "auto", merged_precision: 
     A LoRA run is its base plus the saved adapter; `merged_precision` loads the base without
     8-bit quantisation (needed to merge)."""
     from peft import PeftModel
-
-    from rewritelab.model import pick_device
 
     run_dir = Path(run_dir)
     recorded = recorded_run(run_dir)

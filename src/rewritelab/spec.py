@@ -37,11 +37,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import string
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rewritelab.config import apply_override, read_config_file
 from rewritelab.errors import RewritelabError
 from rewritelab.families import FAMILIES, block_sizes, get_family, pattern_count_bound
 
@@ -280,53 +280,6 @@ _SPLIT_FIELDS = {f.name: f for f in fields(SplitSpec)}
 _TOP_FIELDS = {"seed", "alphabet", "disjoint", "seen_test_examples", "train", "test"}
 _RANGE_KEYS = {"k", "input_length", "pattern_length", "replacement_length"}
 _TUPLE_KEYS = {"occurrences", "occurrence_weights", "families", "family_weights"}
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML or YAML config file into a dict, with a one-line error if unreadable."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise RewritelabError(f"cannot read config {path}: {error.strerror}") from None
-    if path.suffix in (".yaml", ".yml"):
-        return _parse_yaml(text, path)
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise RewritelabError(f"config {path} is not valid TOML: {error}") from None
-
-
-def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
-    try:
-        import yaml
-    except ImportError:
-        raise RewritelabError("YAML configs need PyYAML: pip install 'rewritelab[yaml]'") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise RewritelabError(f"config {path} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise RewritelabError(f"config {path} must hold a mapping of settings")
-    return data
-
-
-def apply_override(config: dict[str, Any], assignment: str) -> None:
-    """Apply one `dotted.key=value` override (value read as TOML, else as a plain string)."""
-    key, sep, raw = assignment.partition("=")
-    if not sep or not key.strip():
-        raise RewritelabError(f"override must look like key=value, got {assignment!r}")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    *parents, leaf = key.strip().split(".")
-    node = config
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise RewritelabError(f"override {key!r}: {part!r} is not a section")
-    node[leaf] = value
 
 
 def spec_from_dict(config: dict[str, Any]) -> DatasetSpec:

@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewritelab.config import apply_override, read_config_file
 from rewritelab.errors import RewritelabError
-from rewritelab.spec import apply_override, read_config_file, spec_from_dict
+from rewritelab.spec import spec_from_dict
 
 TOP_KEYS = {
     "name", "title", "kind", "description", "method", "seeds", "dataset", "train", "grid",
@@ -214,6 +215,6 @@ def point_config(point: Point):
                 "a finetune experiment needs train.base (the model to start from)"
             )
         return base, finetune_config_from_dict(settings)
-    from rewritelab.train_config import train_config_from_dict
+    from rewritelab.train import train_config_from_dict
 
     return train_config_from_dict(copy.deepcopy(point.train))

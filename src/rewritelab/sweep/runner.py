@@ -61,21 +61,19 @@ def headline_metrics(unseen: dict, seen: dict, final: dict) -> dict[str, Any]:
 
 def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dict) -> dict:
     """Train (or fine-tune) the point's model into `run_dir`; its unseen/seen headline metrics."""
-    from rewritelab.checkpoint import RUN_CONFIG
-    from rewritelab.model import pick_device
+    from rewritelab.evaluate import evaluate_run as evaluate
+    from rewritelab.runs import RUN_CONFIG, pick_device
 
     resume = (run_dir / RUN_CONFIG).is_file()
     if run_dir.exists() and not resume:  # killed before its run recorded anything
         shutil.rmtree(run_dir)
     if point.method == "finetune":
         from rewritelab.finetune import finetune
-        from rewritelab.finetune_eval import evaluate_finetuned as evaluate
 
         base, config = point_config(point)
         outcome["device"] = str(pick_device(config.device))
         final = finetune(base, data_dir, run_dir, config, resume=resume, progress=False)
     else:
-        from rewritelab.evaluate import evaluate_run as evaluate
         from rewritelab.train import train
 
         config = point_config(point)

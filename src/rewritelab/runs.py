@@ -1,0 +1,351 @@
+"""A run's directory and environment: provenance, metric logs, atomic checkpoints, device,
+threads and precision. Every kind of run (from scratch, fine-tuning, pretraining) uses it.
+
+Nothing in a run directory is ever half-written. The directory itself appears in one rename,
+with its `run_config.json` already inside; checkpoints and the final model are written under a
+temporary name and renamed into place; `checkpoints/latest` (the name of the newest complete
+checkpoint) is replaced atomically. A run directory that exists is never reused except to
+resume it, and resuming refuses a different config or a different dataset.
+
+Layout:
+    run_config.json    resolved config, seeds, versions, git hash, device, threads, date, data
+    metrics.jsonl      one line per evaluation point (one schema for every kind of run)
+    tensorboard/       the same scalars, when TensorBoard is installed
+    checkpoints/       step-N/ (weights + tokenizer + optimizer.pt + trainer_state.json), latest
+    model/ or adapter/ the final weights
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from rewritelab import __version__
+from rewritelab.errors import RewritelabError
+from rewritelab.seeds import SEED_STREAMS, seed_of
+
+RUN_CONFIG = "run_config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+OPTIMIZER = "optimizer.pt"
+STATE = "trainer_state.json"
+# Settings a resumed run may change: they do not change what is computed (threads may change
+# float rounding on CPU; a resume under another thread count is recorded and reported).
+RESUME_FREE = {"device", "log_every", "eval_batch_size", "compile", "threads"}
+THREADS_ENV = "REWRITELAB_THREADS"  # threads per process, when set (tests, sweeps)
+JOBS_ENV = "REWRITELAB_JOBS"  # processes sharing the machine (set by sweeps)
+
+
+# ------------------------------------------------------------------ environment
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """CUDA when available unless a device is named ("cpu", "cuda", "cuda:1", ...). Called
+    when a run starts, never when a config is validated (a CPU head node may load a CUDA
+    experiment)."""
+    device = parse_device(requested)
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RewritelabError(f"device {requested!r} requested but CUDA is not available")
+    return device
+
+
+def parse_device(requested: str) -> torch.device | None:
+    """The device a config names (None for "auto"); refuses a malformed name."""
+    if requested == "auto":
+        return None
+    try:
+        return torch.device(requested)
+    except RuntimeError:
+        raise RewritelabError(f"unknown device {requested!r}") from None
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's core count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Threads for one process: `REWRITELAB_THREADS`, else the usable cores divided by the
+    processes running at once (`REWRITELAB_JOBS`, set by sweeps). Torch's own default (one
+    thread per core) collapses 3-10x as soon as anything else runs on the machine."""
+    if os.environ.get(THREADS_ENV):
+        return max(1, int(os.environ[THREADS_ENV]))
+    jobs = max(1, int(os.environ.get(JOBS_ENV) or 1))
+    return max(1, usable_cores() // jobs)
+
+
+def apply_threads(threads: int) -> int:
+    """Set torch's intra- and inter-op thread counts (0 = `default_threads`); return it."""
+    threads = threads or default_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # only settable before the first parallel op of the process
+        pass
+    return threads
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast
+    runs 10-500x slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast_dtype(device: torch.device, bf16: bool) -> torch.dtype | None:
+    """bf16 when asked for and the hardware computes it natively; None (fp32) otherwise."""
+    if not bf16:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def git_hash() -> str | None:
+    """The commit of the rewritelab source tree, `+dirty` when it has uncommitted changes."""
+    source = Path(__file__).parent
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=source, capture_output=True, text=True, timeout=5
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    return commit + ("+dirty" if git("status", "--porcelain", "--", ".") else "")
+
+
+def provenance(device: torch.device, threads: int) -> dict:
+    """Versions, code, device, threads and date: what a result needs to be traced back."""
+    import transformers
+
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+    return {
+        "rewritelab_version": __version__,
+        "git_hash": git_hash(),
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "device_name": name,
+        "threads": threads,
+        "usable_cores": usable_cores(),
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to a temporary file, then rename it over `path`."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def replace_directory(partial: Path, target: Path) -> None:
+    """Move the finished directory `partial` to `target`, replacing what was there."""
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(partial, target)
+
+
+# ------------------------------------------------------------------ the run directory
+
+
+class RunDirectory:
+    """One run's files (see the module docstring for the layout)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.started = time.perf_counter()
+        self.writer = None
+
+    def refuse_existing(self) -> None:
+        if self.path.exists():
+            raise RewritelabError(
+                f"run directory {self.path} already exists (resume it, or choose another)"
+            )
+
+    def create(self, config, dataset: dict | None, facts: dict) -> None:
+        """Create the directory with its run_config.json inside, in one rename."""
+        self.refuse_existing()
+        record = {
+            "config": config.to_dict(),
+            "seeds": {name: seed_of(config.seed, name) for name in SEED_STREAMS},
+            "dataset": dataset,
+            **facts,
+        }
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while creating
+        partial.mkdir(parents=True)
+        write_json_atomic(partial / RUN_CONFIG, record)
+        os.replace(partial, self.path)
+
+    def recorded(self) -> dict:
+        """run_config.json as written by `create`."""
+        path = self.path / RUN_CONFIG
+        if not path.is_file():
+            raise RewritelabError(f"{self.path} is not a run directory (no {RUN_CONFIG})")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RewritelabError(f"{path} is unreadable: {error}") from None
+
+    def check_resumable(self, config, dataset: dict | None) -> None:
+        """Refuse to resume a missing run, or one with another config or dataset."""
+        recorded = self.recorded()
+        saved, given = _flatten(recorded.get("config", {})), _flatten(config.to_dict())
+        changed = sorted(
+            key
+            for key in saved.keys() | given.keys()
+            if saved.get(key) != given.get(key) and key not in RESUME_FREE
+        )
+        if changed:
+            raise RewritelabError(
+                f"cannot resume {self.path}: config differs in {', '.join(changed)}"
+            )
+        if recorded.get("dataset") != dataset:
+            raise RewritelabError(f"cannot resume {self.path}: the dataset has changed")
+
+    # ------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self, step: int, save_weights, optimizer) -> None:
+        """Write checkpoints/step-N atomically (`save_weights(directory)` writes the weights),
+        point `latest` at it, drop older ones."""
+        name = f"step-{step:08d}"
+        partial = self.staging(f"{CHECKPOINTS}/{name}")
+        save_weights(partial)
+        torch.save(optimizer.state_dict(), partial / OPTIMIZER)
+        (partial / STATE).write_text(json.dumps({"step": step}) + "\n", encoding="utf-8")
+        self.publish(f"{CHECKPOINTS}/{name}")
+        latest = self.path / CHECKPOINTS / LATEST
+        partial_latest = latest.with_name(f".{LATEST}.partial")
+        partial_latest.write_text(name + "\n", encoding="utf-8")
+        os.replace(partial_latest, latest)
+        for old in (self.path / CHECKPOINTS).glob("step-*"):
+            if old.name != name:
+                shutil.rmtree(old)
+
+    def latest_checkpoint(self) -> tuple[Path | None, int]:
+        """The newest complete checkpoint directory and its step; (None, 0) if none."""
+        latest = self.path / CHECKPOINTS / LATEST
+        if not latest.is_file():
+            return None, 0
+        directory = self.path / CHECKPOINTS / latest.read_text(encoding="utf-8").strip()
+        try:
+            step = json.loads((directory / STATE).read_text(encoding="utf-8"))["step"]
+        except (OSError, ValueError, KeyError) as error:
+            raise RewritelabError(f"corrupt checkpoint {directory}: {error}") from None
+        return directory, step
+
+    def load_optimizer_state(self, checkpoint: Path, device: torch.device) -> dict:
+        """The optimizer state of a checkpoint (tensors only: `weights_only` never unpickles
+        code)."""
+        try:
+            return torch.load(checkpoint / OPTIMIZER, map_location=device, weights_only=True)
+        except Exception as error:  # torch raises several types for a corrupt file
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise RewritelabError(
+                f"corrupt checkpoint {checkpoint}: {type(error).__name__} {first_line[:200]}"
+            ) from None
+
+    def staging(self, relative: str) -> Path:
+        """An empty temporary directory to write `relative` into before `publish`."""
+        target = self.path / relative
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        return partial
+
+    def publish(self, relative: str) -> None:
+        """Move the finished staging directory of `relative` into place."""
+        target = self.path / relative
+        replace_directory(target.with_name(f".{target.name}.partial"), target)
+
+    def finished(self, final_dir: str) -> bool:
+        """Whether the run has written its final weights."""
+        return (self.path / final_dir).is_dir()
+
+    # ------------------------------------------------------------ logs
+
+    def open_logs(self, start_step: int) -> None:
+        """Drop log lines from beyond the resumed step, open TensorBoard if installed."""
+        path = self.path / METRICS
+        kept = [line for line in _read_lines(path) if json.loads(line)["step"] <= start_step]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        if "tensorboard" not in sys.modules and not _tensorboard_installed():
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.path / "tensorboard"), purge_step=start_step or None)
+
+    def log(self, metrics: dict) -> None:
+        with open(self.path / METRICS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(metrics) + "\n")
+        if self.writer is not None:
+            for key, value in metrics.items():
+                if key != "step" and isinstance(value, int | float):
+                    self.writer.add_scalar(key, value, metrics["step"])
+            self.writer.flush()
+
+    def close_logs(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def last_metrics(self) -> dict | None:
+        """The last logged metrics, or None before the first evaluation."""
+        lines = _read_lines(self.path / METRICS)
+        return json.loads(lines[-1]) if lines else None
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _tensorboard_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
