@@ -86,8 +86,12 @@ def model_config_of(model: GPT2LMHeadModel) -> ModelConfig:
 
 
 def save_model(model: GPT2LMHeadModel, tokenizer: Tokenizer, directory: str | Path) -> None:
-    """Write a Hugging Face model directory: config.json, model.safetensors, tokenizer.json."""
+    """Write a Hugging Face model directory: config.json, generation_config.json,
+    model.safetensors, and the tokenizer (see `Tokenizer.save`)."""
     hf_logging.disable_progress_bar()
+    generation = model.generation_config  # pipeline("text-generation") stops at <eos>
+    generation.bos_token_id, generation.eos_token_id = tokenizer.bos_id, tokenizer.eos_id
+    generation.pad_token_id = tokenizer.pad_id
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save(directory)
 
