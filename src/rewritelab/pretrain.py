@@ -14,7 +14,7 @@ tokens start at random positions drawn from (seed, step) alone; the last
 `validation_fraction` of the token stream is held out to measure the loss.
 
 Output directory (written under a temporary name, renamed when complete):
-    config.json, model.safetensors, tokenizer.json    the model, as `rewritelab.model` saves
+    config.json, model.safetensors, tokenizer files   the model, as `rewritelab.model` saves
     pretrain.json                                      config, corpus facts, losses, provenance
 """
 

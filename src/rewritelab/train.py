@@ -15,7 +15,7 @@ Run directory:
     metrics.jsonl      one line per evaluation point
     tensorboard/       the same scalars, when TensorBoard is installed
     checkpoints/       step-N/ (model + tokenizer + optimizer + state) and `latest`
-    model/             the final model: config.json, model.safetensors, tokenizer.json
+    model/             the final model: config.json, model.safetensors, tokenizer files
 """
 
 from __future__ import annotations
