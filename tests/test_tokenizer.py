@@ -53,9 +53,8 @@ def test_save_load_round_trip(tmp_path):
     Tokenizer("qwerty").save(tmp_path)
     loaded = Tokenizer.load(tmp_path)
     assert loaded == Tokenizer("qwerty")
-    assert json.loads((tmp_path / "tokenizer.json").read_text())["special_tokens"] == list(
-        SPECIAL_TOKENS
-    )
+    state = json.loads((tmp_path / "rewritelab_tokenizer.json").read_text())
+    assert state["special_tokens"] == list(SPECIAL_TOKENS)
 
 
 def test_load_refuses_missing_or_foreign_files(tmp_path):
@@ -66,6 +65,12 @@ def test_load_refuses_missing_or_foreign_files(tmp_path):
         Tokenizer.load(tmp_path)
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(RewritelabError, match="cannot read tokenizer"):
+        Tokenizer.load(tmp_path)
+    # Our current file is read first and must hold the current format.
+    (tmp_path / "rewritelab_tokenizer.json").write_text(
+        '{"format": "rewritelab-char-tokenizer/1", "alphabet": "ab"}'
+    )
+    with pytest.raises(RewritelabError, match="not a rewritelab-char-tokenizer/2"):
         Tokenizer.load(tmp_path)
 
 

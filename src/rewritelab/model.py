@@ -27,6 +27,7 @@ from rewritelab.tokenizer import Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+GENERATION_FILE = "generation_config.json"
 RUN_MODEL_DIR = "model"  # where a finished training run keeps its final model
 IGNORE = -100  # target id that carries no loss
 CONV1D_WEIGHTS = (
@@ -255,13 +256,17 @@ def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
 
 
 def save_model(model: GPT, tokenizer: Tokenizer, directory: str | Path) -> None:
-    """Write a Hugging Face model directory: config.json, model.safetensors, tokenizer."""
+    """Write a Hugging Face model directory: config.json, generation_config.json (so that
+    `pipeline("text-generation")` stops at <eos>), model.safetensors and the tokenizer files."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = hf_config(model.config, model.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    generation = {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id,
+                  "pad_token_id": tokenizer.pad_id}  # fmt: skip
+    (directory / GENERATION_FILE).write_text(json.dumps(generation) + "\n", encoding="utf-8")
     save_file(hf_state_dict(model), str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
     tokenizer.save(directory)
 

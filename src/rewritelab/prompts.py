@@ -11,7 +11,7 @@ character, special tokens between the fields) is not the only choice. Three temp
 `<bos>` is the model's begin token when it has one; `<eos>` its end token. The prompt and
 the answer are tokenised separately and concatenated, so training always sees the same
 answer ids the evaluator compares against. `auto` picks `native` for a model pretrained by
-rewritelab (its `tokenizer.json` is our character tokenizer) and `symbolic` otherwise.
+rewritelab (it holds our character tokenizer) and `symbolic` otherwise.
 
 A codec hides which kind of tokenizer a model has: Hugging Face's (any `AutoTokenizer`) or
 rewritelab's character tokenizer (models from `rewritelab pretrain` or `rewritelab train`).
@@ -19,15 +19,12 @@ rewritelab's character tokenizer (models from `rewritelab pretrain` or `rewritel
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rewritelab.batches import BREAKDOWN_FIELDS, EncodedSplit
 from rewritelab.datasets import SPLIT_FILES, read_records
 from rewritelab.errors import RewritelabError
-from rewritelab.tokenizer import FILENAME as CHAR_TOKENIZER_FILE
-from rewritelab.tokenizer import FORMAT as CHAR_TOKENIZER_FORMAT
-from rewritelab.tokenizer import Tokenizer
+from rewritelab.tokenizer import Tokenizer, holds_char_tokenizer
 
 TEMPLATES = ("auto", "native", "symbolic", "natural")
 TEXT_TEMPLATES = {
@@ -87,12 +84,9 @@ Codec = CharCodec | HFCodec
 
 
 def is_char_tokenizer_dir(directory: Path) -> bool:
-    """Whether `directory` holds rewritelab's character tokenizer (not a Hugging Face one)."""
-    path = directory / CHAR_TOKENIZER_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("format") == CHAR_TOKENIZER_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+    """Whether `directory` holds rewritelab's character tokenizer (its models also carry a
+    Hugging Face copy, but the native template needs ours)."""
+    return holds_char_tokenizer(directory)
 
 
 def resolve_template(template: str, codec: Codec) -> str:

@@ -7,8 +7,12 @@ One token per character of the dataset's alphabet, plus six special tokens. An e
     `------------ prompt ------´   `- answer -´
 
 The model learns to continue a prompt with the answer; by default only the answer tokens
-(end token included) carry loss. The tokenizer is saved as `tokenizer.json` next to every
-model, so a model directory holds everything needed to query it.
+(end token included) carry loss. The tokenizer is saved next to every model, so a model
+directory holds everything needed to query it, in two forms: our own state
+(`rewritelab_tokenizer.json`), and the same vocabulary as a Hugging Face fast tokenizer
+(`tokenizer.json` + `tokenizer_config.json`) so that `AutoTokenizer.from_pretrained` and
+`pipeline("text-generation")` open the directory. Models saved before that kept our state
+in `tokenizer.json` (format /1); `Tokenizer.load` still reads them.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import numpy as np
 
 from rewritelab.errors import RewritelabError
 
-FORMAT = "rewritelab-char-tokenizer/1"
-FILENAME = "tokenizer.json"
+FORMAT = "rewritelab-char-tokenizer/2"
+FILENAME = "rewritelab_tokenizer.json"
+# Format /1 kept our state under the name of Hugging Face's fast-tokenizer file.
+LEGACY_FORMAT = "rewritelab-char-tokenizer/1"
+LEGACY_FILENAME = "tokenizer.json"
 PAD, BOS, TO, IN, OUT, EOS = "<pad>", "<bos>", "<to>", "<in>", "<out>", "<eos>"
 SPECIAL_TOKENS = (PAD, BOS, TO, IN, OUT, EOS)
 LOSS_MODES = ("answer", "sequence")
@@ -101,7 +108,9 @@ class Tokenizer:
             )
 
     def save(self, directory: str | Path) -> None:
-        """Write `tokenizer.json` (alphabet, special tokens, layout) into `directory`."""
+        """Write our state (`rewritelab_tokenizer.json`: alphabet, special tokens, layout) and
+        the equivalent Hugging Face fast tokenizer into `directory`."""
+        self.to_hugging_face().save_pretrained(directory)
         state = {
             "format": FORMAT,
             "alphabet": self.alphabet,
@@ -113,17 +122,63 @@ class Tokenizer:
 
     @classmethod
     def load(cls, directory: str | Path) -> Tokenizer:
-        """Read the `tokenizer.json` written by `save`, with a clear error if absent or foreign."""
-        path = Path(directory) / FILENAME
+        """Read the state written by `save` (or by format /1), with a clear error if absent or
+        foreign."""
+        path, expected_format = _state_file(Path(directory))
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise RewritelabError(f"cannot read tokenizer {path}: {error}") from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise RewritelabError(f"{path} is not a {FORMAT} tokenizer")
+        if not isinstance(state, dict) or state.get("format") != expected_format:
+            raise RewritelabError(f"{path} is not a {expected_format} tokenizer")
         if state.get("special_tokens") != list(SPECIAL_TOKENS):
             raise RewritelabError(f"{path} has unexpected special tokens")
         return cls(state["alphabet"])
+
+    def to_hugging_face(self):
+        """The same ids as a `transformers` fast tokenizer: one token per character (newlines
+        and spaces included), the special tokens matched whole in text ("<bos>" is id 1), no
+        token added around an encoded text, decoding that joins characters without spaces.
+        A character outside the alphabet is refused (there is no unknown token)."""
+        from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
+        from tokenizers import Tokenizer as FastTokenizer
+        from transformers import PreTrainedTokenizerFast
+
+        vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *self.alphabet))}
+        fast = FastTokenizer(models.WordLevel(vocab))
+        # "." skips newlines in the regex engine; [\s\S] isolates every character.
+        fast.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        fast.decoder = decoders.Fuse()
+        fast.add_special_tokens(
+            [AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKENS]
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=fast,
+            bos_token=BOS,
+            eos_token=EOS,
+            pad_token=PAD,
+            extra_special_tokens=[TO, IN, OUT],
+            clean_up_tokenization_spaces=False,  # would turn "a ." into "a."
+            padding_side="left",  # batched generation continues every prompt from its end
+        )
+
+
+def _state_file(directory: Path) -> tuple[Path, str]:
+    """Where our state lies in `directory`, and the format it must have: the current file, or
+    the format /1 `tokenizer.json` of a model saved before the Hugging Face tokenizer was."""
+    path = directory / FILENAME
+    if path.is_file() or not (directory / LEGACY_FILENAME).is_file():
+        return path, FORMAT
+    return directory / LEGACY_FILENAME, LEGACY_FORMAT
+
+
+def holds_char_tokenizer(directory: str | Path) -> bool:
+    """Whether `directory` holds a rewritelab character tokenizer (either format)."""
+    try:
+        Tokenizer.load(directory)
+    except RewritelabError:
+        return False
+    return True
 
 
 def loss_mask(
