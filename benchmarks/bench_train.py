@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from rewritelab.train_config import train_config_from_dict
 
 from rewritelab.batches import encode_split
 from rewritelab.datasets import generate_dataset
@@ -35,7 +36,6 @@ from rewritelab.model import build_model, load_model, pick_device
 from rewritelab.spec import spec_from_dict
 from rewritelab.tokenizer import Tokenizer, loss_mask
 from rewritelab.train import train
-from rewritelab.train_config import train_config_from_dict
 
 RESULTS = Path(__file__).parent / "results"
 

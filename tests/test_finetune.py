@@ -16,16 +16,14 @@ from tokenizers import Tokenizer as RawTokenizer  # noqa: E402
 from tokenizers import decoders, models  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: E402
 
-import rewritelab.finetune as finetune_module  # noqa: E402
 from rewritelab.datasets import generate_dataset  # noqa: E402
 from rewritelab.errors import RewritelabError  # noqa: E402
+from rewritelab.evaluate import evaluate_run as evaluate_finetuned  # noqa: E402
+from rewritelab.evaluate import generate_answers  # noqa: E402
+from rewritelab.evaluate import generate_verdicts as text_verdicts  # noqa: E402
 from rewritelab.finetune import finetune  # noqa: E402
 from rewritelab.finetune_config import PRESETS, finetune_config_from_dict  # noqa: E402
-from rewritelab.finetune_eval import (  # noqa: E402
-    evaluate_finetuned,
-    generate_answers,
-    text_verdicts,
-)
+from rewritelab.loop import Loop  # noqa: E402
 from rewritelab.pretrained import load_base, load_finetuned, merge  # noqa: E402
 from rewritelab.prompts import (  # noqa: E402
     HFCodec,
@@ -178,7 +176,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(setup, tmp_path, monke
     _, data, base, _, _ = setup
     config = finetune_config_from_dict({**LORA, "max_steps": 12, "checkpoint_every": 4})
     straight = finetune(base, data, tmp_path / "straight", config, progress=False)
-    real_step, calls = finetune_module.Session.step, []
+    real_step, calls = Loop.step, []
 
     def killed_at_step_7(self, *args):
         calls.append(1)
@@ -186,10 +184,10 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(setup, tmp_path, monke
             raise KeyboardInterrupt
         return real_step(self, *args)
 
-    monkeypatch.setattr(finetune_module.Session, "step", killed_at_step_7)
+    monkeypatch.setattr(Loop, "step", killed_at_step_7)
     with pytest.raises(KeyboardInterrupt):
         finetune(base, data, tmp_path / "resumed", config, progress=False)
-    monkeypatch.setattr(finetune_module.Session, "step", real_step)
+    monkeypatch.setattr(Loop, "step", real_step)
     latest = tmp_path / "resumed" / "checkpoints" / "latest"
     assert latest.read_text().strip() == "step-00000004"
     assert not (tmp_path / "resumed" / "adapter").exists()
@@ -275,7 +273,7 @@ def test_config_presets_and_refusals():
     assert set(PRESETS) >= {"paper", "small"}
     with pytest.raises(RewritelabError, match="divisible"):
         finetune_config_from_dict({"batch_size": 10, "gradient_accumulation": 4})
-    with pytest.raises(RewritelabError, match="unknown fine-tuning setting"):
+    with pytest.raises(RewritelabError, match="unknown setting"):
         finetune_config_from_dict({"rank": 4})
     with pytest.raises(RewritelabError, match="reinitialize"):
         finetune_config_from_dict({"reinitialize": True})

@@ -1,11 +1,14 @@
 """The GPT: configuration checks, seeded init, Hugging Face round trip, safe loading."""
 
+import json
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 from rewritelab.errors import RewritelabError
-from rewritelab.model import ModelConfig, build_model, load_model, pick_device, save_model
+from rewritelab.model import ModelConfig, build_model, load_model, save_model
+from rewritelab.runs import pick_device
 from rewritelab.tokenizer import Tokenizer
 
 SMALL = ModelConfig(layers=2, heads=2, width=32, context=24)
@@ -38,8 +41,8 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert not all(
         torch.equal(a, c) for a, c in zip(first.parameters(), other.parameters(), strict=True)
     )
-    assert first.config.vocab_size == tokenizer.vocab_size
-    assert first.config.n_positions == SMALL.context
+    assert first.vocab_size == tokenizer.vocab_size
+    assert first.transformer.wpe.num_embeddings == SMALL.context
 
 
 def test_saved_model_opens_in_transformers_with_identical_logits(tmp_path):
@@ -52,9 +55,9 @@ def test_saved_model_opens_in_transformers_with_identical_logits(tmp_path):
     ours, ours_tokenizer = load_model(tmp_path)
     ids = torch.tensor([tokenizer.encode_prompt("ab", "c", "cabab")])
     with torch.no_grad():
-        expected = model(ids).logits
-        torch.testing.assert_close(hf(ids).logits, expected, rtol=0, atol=0)
-        torch.testing.assert_close(ours(ids).logits, expected, rtol=0, atol=0)
+        expected = model(ids)
+        torch.testing.assert_close(hf(ids).logits, expected, rtol=0, atol=1e-5)
+        torch.testing.assert_close(ours(ids), expected, rtol=0, atol=0)
     assert ours_tokenizer == tokenizer
 
 
@@ -88,3 +91,45 @@ def test_device_choice():
 def test_cuda_request_without_cuda_is_refused():
     with pytest.raises(RewritelabError, match="CUDA is not available"):
         pick_device("cuda")
+
+
+@pytest.fixture
+def saved(tmp_path):
+    tokenizer = Tokenizer("abc")
+    model = build_model(SMALL, tokenizer, seed=0)
+    save_model(model, tokenizer, tmp_path)
+    return tmp_path
+
+
+def test_flipped_weight_bytes_are_refused(saved):
+    data = bytearray((saved / "model.safetensors").read_bytes())
+    data[-5] ^= 0xFF  # inside the last tensor's bytes, after the header
+    (saved / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(RewritelabError, match="changed after it was saved"):
+        load_model(saved)
+
+
+def test_a_reversed_tokenizer_alphabet_is_refused(saved):
+    Tokenizer("cba").save(saved)
+    with pytest.raises(RewritelabError, match="not the one the model was saved with"):
+        load_model(saved)
+
+
+def test_an_edited_layer_count_is_refused(saved):
+    config = json.loads((saved / "config.json").read_text())
+    config["n_layer"] = 3
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RewritelabError, match="missing"):
+        load_model(saved)
+
+
+def test_cached_decoding_matches_full_forward():
+    model = build_model(SMALL, Tokenizer("abc"), seed=3).eval()
+    ids = torch.randint(0, 9, (3, 12))
+    with torch.no_grad():
+        full = model(ids)
+        logits, cache = model.step_logits(ids[:, :5], None)
+        torch.testing.assert_close(logits, full[:, 4], rtol=0, atol=1e-5)
+        for t in range(5, 12):
+            logits, cache = model.step_logits(ids[:, t : t + 1], cache)
+            torch.testing.assert_close(logits, full[:, t], rtol=0, atol=1e-5)

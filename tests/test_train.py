@@ -8,12 +8,11 @@ import torch
 from safetensors.torch import load_file
 from tiny_run import make_data, tiny_config, trained_run
 
-import rewritelab.train as train_module
-from rewritelab.batches import batches_per_epoch, encode_split, epoch_batches
+from rewritelab.batches import Batches, batches_per_epoch, encode_split, epoch_batches
 from rewritelab.errors import RewritelabError
+from rewritelab.loop import Loop, learning_rate
 from rewritelab.tokenizer import Tokenizer
-from rewritelab.train import Batches, learning_rate, saved_train_config, train
-from rewritelab.train_config import load_train_config, train_config_from_dict
+from rewritelab.train import load_train_config, saved_train_config, train, train_config_from_dict
 
 # Metrics that do not depend on timing, compared between interrupted and uninterrupted runs.
 DETERMINISTIC = ("step", "epoch", "train_loss", "lr", "seen_accuracy", "unseen_accuracy")
@@ -59,19 +58,23 @@ def test_epoch_visits_every_example_once_in_length_buckets():
 def test_batch_is_a_pure_function_of_seed_and_step(data):
     split = encode_split(data, "train", Tokenizer("abc"))
     config = tiny_config()
-    first = Batches(split, config, 0, 1)
+    def batches(seed):
+        return Batches(split, seed, config.batch_size, config.bucket_batches, pad_id=0)
+
+    first = batches(config.seed)
     steps = [0, 3, first.per_epoch + 2, 1, 2 * first.per_epoch]
-    expected = {step: first.arrays(step) for step in steps}
-    second = Batches(split, config, 0, 1)
+    expected = {step: first(step) for step in steps}
+    second = batches(config.seed)
     for step in reversed(steps):  # another instance, another visiting order
-        for got, want in zip(second.arrays(step), expected[step], strict=True):
-            np.testing.assert_array_equal(got, want)
-    ids, targets, tokens = expected[0]
+        (got_ids, got_targets), got_tokens = second(step)[0][0], second(step)[1]
+        (ids, targets), tokens = expected[step][0][0], expected[step][1]
+        np.testing.assert_array_equal(got_ids, ids)
+        np.testing.assert_array_equal(got_targets, targets)
+        assert got_tokens == tokens
+    (ids, targets), tokens = expected[0][0][0], expected[0][1]
     assert tokens == int((ids != Tokenizer.pad_id).sum())
     assert not np.array_equal(first.indices(0), first.indices(first.per_epoch))
-    assert not np.array_equal(
-        first.indices(0), Batches(split, tiny_config(seed=1), 0, 1).indices(0)
-    )
+    assert not np.array_equal(first.indices(0), batches(config.seed + 1).indices(0))
 
 
 def test_learning_rate_warms_up_then_decays_linearly():
@@ -99,7 +102,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(data, tmp_path, monkey
     config = _short_config()
     straight = train(config, data, tmp_path / "straight", progress=False)
 
-    real_step, calls = train_module.train_step, []
+    real_step, calls = Loop.step, []
 
     def killed_at_step_7(*args, **kwargs):
         calls.append(1)
@@ -107,10 +110,10 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(data, tmp_path, monkey
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_step", killed_at_step_7)
+    monkeypatch.setattr(Loop, "step", killed_at_step_7)
     with pytest.raises(KeyboardInterrupt):
         train(config, data, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(train_module, "train_step", real_step)
+    monkeypatch.setattr(Loop, "step", real_step)
     assert (tmp_path / "resumed" / "checkpoints" / "latest").read_text().strip() == "step-00000004"
     assert not (tmp_path / "resumed" / "model").exists()
 
@@ -191,7 +194,9 @@ def test_config_from_file_and_overrides(tmp_path):
     "values, problem",
     [
         ({"epoch": 3}, "unknown"),
-        ({"model": {"depth": 3}}, "unknown model"),
+        ({"model": {"depth": 3}}, "unknown setting.*model.depth"),
+        ({"learning_rate": float("inf")}, "finite"),
+        ({"weight_decay": float("nan")}, "finite"),
         ({"batch_size": "big"}, "batch_size"),
         ({"batch_size": 0}, "batch_size"),
         ({"learning_rate": -1.0}, "learning_rate"),
@@ -209,5 +214,5 @@ def test_saved_config_resumes_with_the_same_settings(data, tmp_path):
     train(config, data, tmp_path / "run", progress=False)
     assert saved_train_config(tmp_path / "run") == config
     assert saved_train_config(tmp_path / "run", ["device=cpu"]).device == "cpu"
-    with pytest.raises(RewritelabError, match="cannot read"):
+    with pytest.raises(RewritelabError, match="not a run directory"):
         saved_train_config(tmp_path / "elsewhere")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from rewritelab.datasets import generate_dataset
 from rewritelab.spec import spec_from_dict
-from rewritelab.train import train
-from rewritelab.train_config import train_config_from_dict
+from rewritelab.train import train, train_config_from_dict
 
 TINY_DATA = {
     "seed": 1,

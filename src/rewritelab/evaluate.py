@@ -287,7 +287,7 @@ def evaluate_run(
     if path not in PATHS:
         raise RewritelabError(f"evaluation path must be one of {PATHS}, got {path!r}")
     model, codec, template = load_for_evaluation(run_dir, device)
-    manifest = check_dataset(data_dir)
+    manifest = check_dataset(data_dir, codec.tokenizer if isinstance(codec, CharCodec) else None)
     check_codec(codec, template, dataset_alphabet(manifest), str(run_dir))
     examples = encode_dataset_split(codec, template, data_dir, split)
     check_context(examples, model_context(model), f"{data_dir} ({split})")

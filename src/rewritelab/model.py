@@ -13,6 +13,7 @@ missing, unexpected or misshapen tensor is refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -267,8 +268,26 @@ def save_model(model: GPT, tokenizer: Tokenizer, directory: str | Path) -> None:
     generation = {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id,
                   "pad_token_id": tokenizer.pad_id}  # fmt: skip
     (directory / GENERATION_FILE).write_text(json.dumps(generation) + "\n", encoding="utf-8")
-    save_file(hf_state_dict(model), str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+    state = hf_state_dict(model)
+    metadata = {"format": "pt", "weights_sha256": weights_digest(state),
+                "tokenizer_sha256": tokenizer_digest(tokenizer)}  # fmt: skip
+    save_file(state, str(directory / WEIGHTS_FILE), metadata=metadata)
     tokenizer.save(directory)
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, shape, dtype and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().contiguous().cpu()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def tokenizer_digest(tokenizer: Tokenizer) -> str:
+    """SHA-256 of what decides the tokenizer's ids: its alphabet, in order."""
+    return hashlib.sha256(tokenizer.alphabet.encode("utf-8")).hexdigest()
 
 
 def model_config_of(hf: dict) -> ModelConfig:
@@ -283,7 +302,7 @@ def model_config_of(hf: dict) -> ModelConfig:
 
 def load_model(directory: str | Path, device: torch.device | str = "cpu") -> tuple[GPT, Tokenizer]:
     """The model and tokenizer saved by `save_model`, in eval mode on `device`."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     directory = Path(directory)
@@ -293,6 +312,8 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> tup
     try:
         hf = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
         state = load_file(str(directory / WEIGHTS_FILE))
+        with safe_open(str(directory / WEIGHTS_FILE), "pt") as handle:
+            metadata = handle.metadata() or {}
     except (OSError, ValueError, SafetensorError) as error:
         raise RewritelabError(f"cannot load the model in {directory}: {error}") from None
     if not isinstance(hf, dict) or hf.get("model_type") != "gpt2":
@@ -302,9 +323,21 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> tup
             f"{directory}: model vocabulary ({hf.get('vocab_size')}) does not match its "
             f"tokenizer ({tokenizer.vocab_size})"
         )
+    _check_digests(metadata, state, tokenizer, directory)
     model = GPT(model_config_of(hf), tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
     _load_hf_state(model, state, directory)
     return model.to(device).eval(), tokenizer
+
+
+def _check_digests(metadata: dict, state: dict, tokenizer: Tokenizer, where: Path) -> None:
+    """Refuse weights or a tokenizer changed since the model was saved (models saved before
+    digests were recorded have none to check)."""
+    if "weights_sha256" in metadata and metadata["weights_sha256"] != weights_digest(state):
+        raise RewritelabError(f"{where}/{WEIGHTS_FILE} was changed after it was saved (digest)")
+    if "tokenizer_sha256" in metadata and metadata["tokenizer_sha256"] != tokenizer_digest(
+        tokenizer
+    ):
+        raise RewritelabError(f"{where}: the tokenizer is not the one the model was saved with")
 
 
 def _load_hf_state(model: GPT, state: dict[str, torch.Tensor], where: Path) -> None:

@@ -221,6 +221,8 @@ class RunDirectory:
 
     def check_resumable(self, config, dataset: dict | None) -> None:
         """Refuse to resume a missing run, or one with another config or dataset."""
+        if not (self.path / RUN_CONFIG).is_file():
+            raise RewritelabError(f"cannot resume: {self.path} has no {RUN_CONFIG}")
         recorded = self.recorded()
         saved, given = _flatten(recorded.get("config", {})), _flatten(config.to_dict())
         changed = sorted(
