@@ -5,23 +5,8 @@ and what they found" and Table 1; Zhang, Wang & Charton, arXiv 2402.10891). Repo
 reference marks from `PAPER`; the results page prints each claim beside our measurement.
 
 A verdict is computed from an experiment's aggregated points (seed means) by `judge(kind,
-entries)`. The criteria, per kind (I = number of training instructions):
-
-- e1: *reproduced* if unseen accuracy <= 0.1 at the smallest I and >= 0.9 at the largest, with
-  seen accuracy >= 0.95 at every point (so failing on unseen rules is not undertraining);
-  *partly* if unseen accuracy rises by at least 0.5 from the smallest to the largest I;
-  else *not reproduced*.
-- e2: at the largest I, *reproduced* if every no-op share has unseen >= 0.9, the shares differ
-  by <= 0.1 and seen >= 0.95 everywhere; *partly* if every share has unseen >= 0.5 there.
-- e3: *reproduced* if the mixture reaches unseen >= 0.5 somewhere while no single family
-  exceeds 0.2; *partly* if the mixture's best beats every single family's best by > 0.1.
-- e4: two findings: at the largest I unseen >= 0.9 for every spread ("flat"), and at the
-  smallest I the spreads with alpha <= 0.1 average at least 0.2 below uniform ("drop");
-  *reproduced* with both, *partly* with one.
-- e5: *reproduced* if the mix of occurrences is within 0.05 of the best single count (or
-  above it) at every I and >= 0.9 at the largest I; *partly* if it is at the largest I only.
-- e0 (not a paper experiment) and e6 (factors differ by preset): *not judged* here; a report
-  may state a verdict itself in its summary.
+entries)`, by the explicit criteria in `CRITERIA` (I = number of training instructions); the
+results page prints them under its table.
 """
 
 from __future__ import annotations
@@ -71,6 +56,34 @@ PAPER = {
         "the data does not hurt, uneven halving does (Fig. 5)"
     },
 }
+
+
+CRITERIA = {
+    "e1": "reproduced if unseen accuracy ≤ 0.1 at the smallest I and ≥ 0.9 at the largest, "
+    "with seen accuracy ≥ 0.95 at every point (so failing on unseen rules is not "
+    "undertraining); partly if unseen accuracy rises by ≥ 0.5 from the smallest to the "
+    "largest I",
+    "e2": "at the largest I: reproduced if every no-op share has unseen ≥ 0.9, the shares "
+    "differ by ≤ 0.1 and seen ≥ 0.95 everywhere; partly if every share has unseen ≥ 0.5",
+    "e3": "reproduced if the mixture reaches unseen ≥ 0.5 somewhere while no single family "
+    "exceeds 0.2; partly if the mixture's best beats every single family's best by > 0.1",
+    "e4": "two findings, at the largest I unseen ≥ 0.9 for every spread (flat) and at the "
+    "smallest I the spreads with α ≤ 0.1 average ≥ 0.2 below uniform (drop): reproduced "
+    "with both, partly with one",
+    "e5": "reproduced if the mix of occurrence counts is within 0.05 of the best single count "
+    "(or above) at every I and ≥ 0.9 at the largest I; partly if it is at the largest I only",
+    "e0": "not judged: not a paper experiment",
+    "e6": "not judged automatically: its factors differ by preset",
+}
+
+
+def experiment_kind(name: str) -> str:
+    """The experiment's kind from its name: `e1`, `E1`, `e1-dense`, `e1_cpu` -> `e1`."""
+    lowered = name.lower()
+    for candidate in (lowered, lowered.replace("_", "-").split("-", 1)[0]):
+        if candidate in PAPER:
+            return candidate
+    return "generic"
 
 
 def claim(kind: str) -> str:

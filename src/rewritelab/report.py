@@ -21,7 +21,7 @@ from typing import Any
 
 from rewritelab.errors import RewritelabError
 from rewritelab.figures import FigureData, draw, line_label, save_figure
-from rewritelab.paper import INSTRUCTIONS, PAPER, claim, judge
+from rewritelab.paper import INSTRUCTIONS, PAPER, claim, experiment_kind, judge
 from rewritelab.sweep.database import ResultsDatabase
 
 METRICS = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
@@ -254,15 +254,6 @@ def x_axis_factor(entries: list[dict]) -> str | None:
     if all(isinstance(e["factors"].get(INSTRUCTIONS), int) for e in entries):
         return INSTRUCTIONS
     return next(iter(entries[0]["factors"]))
-
-
-def experiment_kind(name: str) -> str:
-    """The experiment's kind from its name: `e1`, `E1`, `e1-dense`, `e1_cpu` -> `e1`."""
-    lowered = name.lower()
-    for candidate in (lowered, lowered.replace("_", "-").split("-", 1)[0]):
-        if candidate in PAPER:
-            return candidate
-    return "generic"
 
 
 def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tuple[list, dict]:
