@@ -48,9 +48,9 @@ def write_rows(path, rows: list[dict]) -> None:
     with database.connection:
         for row in rows:
             values = [json.dumps(row[c]) if c in JSON_COLUMNS else row[c] for c in COLUMNS]
+            marks = ", ".join("?" * len(COLUMNS))
             database.connection.execute(
-                f"INSERT INTO points ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                values,
+                f"INSERT INTO points ({', '.join(COLUMNS)}) VALUES ({marks})", values
             )
     database.close()
 

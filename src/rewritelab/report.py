@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from rewritelab.errors import RewritelabError
-from rewritelab.figures import FigureData, draw, line_label, save_figure
+from rewritelab.figures import (
+    FigureData,
+    draw,
+    line_label,
+    plot_curves,  # noqa: F401  (re-exported for existing callers)
+    save_figure,
+)
 from rewritelab.paper import INSTRUCTIONS, PAPER, claim, experiment_kind, judge
 from rewritelab.sweep.database import ResultsDatabase
 

@@ -91,14 +91,13 @@ def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dic
 
 
 HISTORY_KEYS = ("step", "epoch", "seen_accuracy", "unseen_accuracy")
+METRICS_LOG = "metrics.jsonl"  # checkpoint.METRICS; named here so reports need no torch
 
 
 def training_history(run_dir: str | Path) -> list[dict]:
     """The accuracies a run logged at each evaluation point (`metrics.jsonl`), oldest first;
     empty when the run directory or its log is gone. Reports read the best step from it."""
-    from rewritelab.checkpoint import METRICS
-
-    path = Path(run_dir) / METRICS
+    path = Path(run_dir) / METRICS_LOG
     if not path.is_file():
         return []
     history = []
