@@ -325,6 +325,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results_page(args: argparse.Namespace) -> int:
+    from rewritelab.results_page import write_results_page
+
+    print(f"wrote {write_results_page(args.results, args.out)}")
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from rewritelab.report import write_report
 
@@ -413,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="results database (SQLite)")
     report.add_argument("--out", required=True, help="report directory")
     report.set_defaults(handler=cmd_report)
+
+    page = commands.add_parser(
+        "results-page", help="one page: claim, result, verdict per experiment"
+    )
+    page.add_argument("results", help="directory of <experiment>/summary.json (e.g. results/cpu)")
+    page.add_argument("--out", required=True, help="the page to write (e.g. results/README.md)")
+    page.set_defaults(handler=cmd_results_page)
     return parser
 
 

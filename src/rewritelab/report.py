@@ -2,9 +2,12 @@
 
 `write_report(database, out_dir)` groups the finished points of each (experiment, preset) by
 their factor values, averages over seeds (mean, standard error, seed count), draws the figure
-that suits the experiment's kind (PNG and PDF), and writes `report.md` with the tables, the
-figures and the run metadata. E1 figures mark the paper's thresholds; the E5 table sits beside
-the paper's Table 1. Only matplotlib is needed (the `report` extra).
+that suits the experiment's kind (PNG and PDF, see `rewritelab.figures`), fits the transition
+where the x axis is the instruction count (`rewritelab.transition`: I50 with a bootstrap
+interval, at the final evaluation and at each run's best training step), judges the paper's
+claim (`rewritelab.paper`), and writes `report.md` and `summary.json`. The experiment kind is
+read from the experiment name (the database does not record it): `e1`, `e1-dense` -> `e1`.
+Needs matplotlib and scipy (the `report` extra).
 """
 
 from __future__ import annotations
@@ -17,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from rewritelab.errors import RewritelabError
+from rewritelab.figures import (
+    FigureData,
+    draw,
+    line_label,
+    plot_curves,  # noqa: F401  (re-exported for existing callers)
+    save_figure,
+)
+from rewritelab.paper import INSTRUCTIONS, PAPER, claim, experiment_kind, judge
 from rewritelab.sweep.database import ResultsDatabase
 
-INSTRUCTIONS = "dataset.train.instructions"
-PAPER_E1 = "paper: ≈0 below 300 instructions, sharp rise near 400, high from 1,000 on"
-PAPER_TABLE1 = {  # training occurrences -> accuracy at 2000, 1000, 500, 200 instructions
-    "1": [0.71, 0.41, 0.00, 0.00],
-    "10": [0.88, 0.71, 0.00, 0.00],
-    "20": [0.73, 0.28, 0.07, 0.00],
-    "mix": [0.94, 0.94, 0.62, 0.00],
-}
 METRICS = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
 
 
@@ -80,18 +83,13 @@ def transition_point(entries: list[dict], threshold: float = 0.5) -> float | Non
     return None
 
 
-def _line_label(factors: dict, x_factor: str) -> str:
-    others = {k: v for k, v in factors.items() if k != x_factor}
-    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in others.items()) or "all"
-
-
 def seed_crossings(rows: list[dict], threshold: float = 0.5) -> dict[str, list[float | None]]:
     """Per line (setting of the non-instruction factors), the crossing of each seed's curve."""
     curves: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for row in rows:
         if row["status"] == "done":
             entry = {"factors": row["factors"], "unseen_accuracy": row["unseen_accuracy"]}
-            curves[(_line_label(row["factors"], INSTRUCTIONS), row["seed"])].append(entry)
+            curves[(line_label(row["factors"], INSTRUCTIONS), row["seed"])].append(entry)
     crossings: dict[str, list[float | None]] = defaultdict(list)
     for (label, _seed), entries in sorted(curves.items()):
         crossings[label].append(transition_point(entries, threshold))
@@ -111,73 +109,103 @@ def transition_summary(entries: list[dict], crossings: list[float | None]) -> st
     return text
 
 
-# ---------------------------------------------------------------- figures
+# ---------------------------------------------------------------- the transition, fitted
 
 
-def _pyplot():
-    try:
-        import matplotlib
+def _history(row: dict) -> list[dict]:
+    """The run's accuracies at each evaluation point: stored with its metrics by newer sweeps,
+    else read from its run directory's `metrics.jsonl` while that still exists."""
+    stored = (row.get("metrics") or {}).get("history")
+    if stored is not None:
+        return stored
+    if not row.get("run_dir"):
+        return []
+    from rewritelab.sweep.runner import training_history
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RewritelabError("reports need matplotlib: pip install 'rewritelab[report]'") from None
-    plt.rcParams.update({"figure.dpi": 150, "font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False})  # fmt: skip
-    return plt
+    return training_history(row["run_dir"])
 
 
-def _series(entries: list[dict], x_factor: str) -> dict[str, list[dict]]:
-    """Entries split into lines: one per setting of the factors other than `x_factor`."""
+def _step_accuracy(row: dict, which: str) -> float | None:
+    """Unseen accuracy of a run at its best or last logged evaluation point."""
+    logged = [h for h in _history(row) if h.get("unseen_accuracy") is not None]
+    if not logged:
+        return None
+    if which == "best_step":
+        return max(h["unseen_accuracy"] for h in logged)
+    return logged[-1]["unseen_accuracy"]
+
+
+def _observations(rows: list[dict], which: str):
+    """One Observation per finished run of a line: the final full evaluation (with per-rule
+    accuracies where stored) or a step from the training history (None if any run lacks it)."""
+    from rewritelab.transition import Observation
+
+    found = []
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        instructions = row["factors"][INSTRUCTIONS]
+        if which == "final":
+            by_rule = metrics.get("unseen_by_instruction")
+            rules = tuple(by_rule.values()) if by_rule else None
+            found.append(Observation(row["seed"], instructions, metrics["unseen_accuracy"], rules))
+            continue
+        accuracy = _step_accuracy(row, which)
+        if accuracy is None:
+            return None
+        found.append(Observation(row["seed"], instructions, accuracy))
+    return found
+
+
+def line_transitions(rows: list[dict]) -> dict[str, dict]:
+    """Per line (setting of the other factors), the transition at the final evaluation, at
+    each run's best training step and at its last logged step (the last two on the training
+    evaluation subset, and only where every run's history is available)."""
+    from rewritelab.transition import analyse_transition
+
     lines: dict[str, list[dict]] = defaultdict(list)
-    for entry in entries:
-        lines[_line_label(entry["factors"], x_factor)].append(entry)
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        if row["status"] == "done" and metrics.get("unseen_accuracy") is not None:
+            lines[line_label(row["factors"], INSTRUCTIONS)].append(row)
+    transitions = {}
+    for label, members in lines.items():
+        transitions[label] = {}
+        for which in ("final", "best_step", "final_step"):
+            observations = _observations(members, which)
+            if observations:
+                transitions[label][which] = analyse_transition(observations)
+    return transitions
+
+
+def transition_lines(transitions: dict[str, dict]) -> list[str]:
+    """The report's transition paragraph: I50 with intervals, share of seeds generalising."""
+    from rewritelab.transition import describe
+
+    names = {
+        "final": "final evaluation",
+        "best_step": "best training step",
+        "final_step": "last training step",
+    }
+    lines = []
+    for label, analyses in transitions.items():
+        lines.append(f"**Transition ({label})**, unseen accuracy crossing 0.5:")
+        lines.append("")
+        for which, analysis in analyses.items():
+            lines.append(f"- {names[which]}: {describe(analysis)}")
+            lines += [f"  - warning: {w}" for w in analysis.get("warnings", [])]
+        final = analyses.get("final")
+        if final:
+            shares = ", ".join(
+                f"I = {i}: {share:.0%}" for i, share in final["share_generalising"].items()
+            )
+            lines.append(f"- share of seeds with unseen ≥ {final['generalise_at']}: {shares}")
+        if "best_step" in analyses:
+            lines.append(
+                "- best/last step use the training-time evaluation subset; the best step is a "
+                "maximum over evaluation points, so it leans optimistic"
+            )
+        lines.append("")
     return lines
-
-
-def plot_curves(entries: list[dict], x_factor: str, title: str, metrics: tuple[str, ...]):
-    """Accuracy against a numeric factor (log axis), one line per other setting, error bars."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(5.5, 3.6))
-    for label, members in _series(entries, x_factor).items():
-        if all(isinstance(e["factors"][x_factor], int | float) for e in members):
-            members = sorted(members, key=lambda e: e["factors"][x_factor])
-        xs = [e["factors"][x_factor] for e in members]
-        for metric in metrics:
-            if not all(metric in e for e in members):
-                continue
-            name = metric.replace("_accuracy", "").replace("_", " ")
-            axis.errorbar(
-                xs, [e[metric] for e in members], yerr=[e[f"{metric}_stderr"] for e in members],
-                marker="o", markersize=3, capsize=2, linewidth=1,
-                linestyle="--" if metric == "seen_accuracy" else "-",
-                label=f"{name} ({label})" if label != "all" else name,
-            )  # fmt: skip
-    if all(isinstance(e["factors"][x_factor], int | float) for e in entries):
-        axis.set_xscale("log")
-    axis.set_xlabel(x_factor.rsplit(".", 1)[-1].replace("_", " "))
-    axis.set_ylabel("exact-match accuracy")
-    axis.set_ylim(-0.03, 1.03)
-    axis.set_title(title, fontsize=9)
-    return figure, axis
-
-
-def mark_paper_thresholds(axis) -> None:
-    """Shade where the paper reports no generalisation and mark its 300 / 400 / 1,000."""
-    axis.axvspan(axis.get_xlim()[0], 300, color="0.9", zorder=0, label="paper: ≈0 (I < 300)")
-    axis.axvline(400, color="0.5", linestyle=":", linewidth=1, label="paper: sharp rise ≈ 400")
-    axis.axvline(1000, color="0.3", linestyle="-.", linewidth=1, label="paper: high from 1,000")
-
-
-def save_figure(figure, out_dir: Path, name: str) -> list[str]:
-    """Save as PNG and PDF; return the file names."""
-    figure.tight_layout()
-    files = []
-    for suffix in ("png", "pdf"):
-        figure.savefig(out_dir / f"{name}.{suffix}")
-        files.append(f"{name}.{suffix}")
-    _pyplot().close(figure)
-    return files
 
 
 # ---------------------------------------------------------------- tables and report
@@ -200,23 +228,29 @@ def markdown_table(entries: list[dict]) -> str:
 
 def e5_table(entries: list[dict]) -> str:
     """Our unseen accuracy per (occurrences, instructions) beside the paper's Table 1."""
-    columns = [2000, 1000, 500, 200]
+    reference = PAPER["e5"]
+    columns = reference["table1_instructions"]
     ours = {
         (str(e["factors"].get("occurrences")), e["factors"].get(INSTRUCTIONS)): e for e in entries
     }
     lines = ["| occurrences | " + " | ".join(f"I={c} ours / paper" for c in columns) + " |",
              "|---|" + "---|" * len(columns)]  # fmt: skip
-    for row, paper in PAPER_TABLE1.items():
+    for row, paper in reference["table1"].items():
         cells = []
-        for column, reference in zip(columns, paper, strict=True):
+        for column, value in zip(columns, paper, strict=True):
             entry = ours.get((row, column))
-            cells.append(
-                f"{entry['unseen_accuracy']:.2f} / {reference:.2f}"
+            ours_text = (
+                f"{entry['unseen_accuracy']:.2f} ± {entry['unseen_accuracy_stderr']:.2f}"
                 if entry
-                else f"– / {reference:.2f}"
+                else "–"
             )
+            cells.append(f"{ours_text} / {value:.2f}")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+TABLES = {"e5": ("Beside the paper's Table 1 (unseen accuracy, ours / paper):", e5_table)}
+TRANSITION_KINDS = {"e0", "e1", "e2", "e5"}  # kinds whose claim is about where I switches on
 
 
 def x_axis_factor(entries: list[dict]) -> str | None:
@@ -228,49 +262,72 @@ def x_axis_factor(entries: list[dict]) -> str | None:
     return next(iter(entries[0]["factors"]))
 
 
-def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> list[str]:
-    """The report section of one experiment/preset: summary, figure, tables, failures."""
+def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tuple[list, dict]:
+    """The report section of one experiment/preset and its analysis for `summary.json`:
+    summary line, figure, transition, tables, paper claim and verdict, failures."""
+    kind = experiment_kind(name)
     entries = aggregate(rows)
     failed = [r for r in rows if r["status"] == "failed"]
     done = [r for r in rows if r["status"] == "done"]
+    compute_s = sum(r["elapsed_s"] or 0 for r in done)
     lines = [f"## {name} (preset `{preset}`)", ""]
     lines.append(
         f"{len(done)} points done, {len(failed)} failed, "
         f"{sum(1 for r in rows if r['status'] in ('pending', 'running'))} unfinished; "
-        f"compute time {sum(r['elapsed_s'] or 0 for r in done) / 60:.1f} min; "
+        f"compute time {compute_s / 60:.1f} min; "
         f"devices: {', '.join(sorted({r['device'] or '?' for r in done})) or '–'}."
     )
     lines.append("")
+    analysis: dict[str, Any] = {"kind": kind, "compute_s": compute_s, "figures": []}
     x_factor = x_axis_factor(entries)
+    transitions = {}
+    if x_factor == INSTRUCTIONS and kind in TRANSITION_KINDS:
+        transitions = line_transitions(rows)
+        analysis["transitions"] = transitions
     if x_factor is not None:
         metrics = ("unseen_accuracy", "seen_accuracy")
         if any("unseen_noop_accuracy" in e for e in entries):  # split only where no-ops exist
             metrics += ("unseen_noop_accuracy", "unseen_has_op_accuracy")
-        figure, axis = plot_curves(entries, x_factor, f"{name} ({preset})", metrics)
-        if x_factor == INSTRUCTIONS and name.lower().startswith(("e0", "e1")):
-            mark_paper_thresholds(axis)
-            crossings = seed_crossings(rows)
-            for label, members in _series(entries, INSTRUCTIONS).items():
-                summary = transition_summary(members, crossings[label])
-                lines.append(f"- unseen accuracy crosses 0.5 ({label}): {summary}")
-            lines += [f"- {PAPER_E1}", ""]
-        axis.legend(fontsize=6, frameon=False, loc="best")
-        files = save_figure(figure, out_dir, f"{name}-{preset}")
+        data = FigureData(f"{name} ({preset})", kind, x_factor, entries, done, metrics, transitions)
+        files = save_figure(draw(data), out_dir, f"{name}-{preset}")
+        analysis["figures"] = files
         lines += [f"![{name}]({files[0]}) ([PDF]({files[1]}))", ""]
+    lines += transition_lines(transitions)
     lines.append(markdown_table(entries))
-    if name.lower().startswith("e5") and entries:
-        lines += [
-            "Beside the paper's Table 1 (unseen accuracy, ours / paper):",
-            "",
-            e5_table(entries),
-        ]
+    if kind in TABLES and entries:
+        caption, table = TABLES[kind]
+        lines += [caption, "", table(entries)]
+    verdict, basis = judge(kind, entries)
+    analysis.update(claim=claim(kind), verdict=verdict, verdict_basis=basis)
+    analysis["measured"] = _measured(basis, transitions)
+    lines += [f"- paper: {claim(kind)}", f"- verdict: **{verdict}** ({basis})", ""]
     for row in failed:
         lines.append(f"- failed: {row['factors']} seed {row['seed']}: `{row['error']}`")
-    return lines
+    return lines, analysis
 
 
-def write_report(database_path: str | Path, out_dir: str | Path) -> Path:
-    """Write figures, `summary.json` and `report.md` for every experiment in the database."""
+def _measured(basis: str, transitions: dict[str, dict]) -> str:
+    """One line for the results page: the verdict's numbers and, for a single line, its I50."""
+    final = transitions.get("all", {}).get("final")
+    if final and "i50_ci" in final:
+        from rewritelab.transition import describe_i50
+
+        return f"{basis}; {describe_i50(final)}"
+    return basis
+
+
+def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> list[str]:
+    """The report section of one experiment/preset (see `build_section`)."""
+    return build_section(name, preset, rows, out_dir)[0]
+
+
+def write_report(database_path: str | Path, out_dir: str | Path, run: dict | None = None) -> Path:
+    """Write figures, `summary.json` and `report.md` for every experiment in the database.
+
+    `summary.json` holds, per "experiment/preset", the seed means; under "analysis", per
+    experiment, its kind, figures, transitions, the paper's claim and the verdict; and under
+    "run" the given `run` facts (e.g. {"command": ..., "wall_s": ...}) for the results page.
+    """
     database = ResultsDatabase(database_path)
     rows = database.rows()
     database.close()
@@ -288,10 +345,15 @@ def write_report(database_path: str | Path, out_dir: str | Path) -> Path:
         f"Generated {created} from `{database_path}`; accuracies: seed means ± standard error.",
         "",
     ]
-    summary = {}
+    summary: dict[str, Any] = {}
+    analyses = {}
     for (name, preset), members in sorted(by_experiment.items()):
-        lines += experiment_section(name, preset, members, out_dir) + [""]
+        section, analyses[f"{name}/{preset}"] = build_section(name, preset, members, out_dir)
+        lines += section + [""]
         summary[f"{name}/{preset}"] = aggregate(members)
+    summary["analysis"] = analyses
+    if run:
+        summary["run"] = run
     versions = sorted({json.dumps(r["versions"], sort_keys=True) for r in rows if r["versions"]})
     lines += ["## Run metadata", ""] + [f"- versions: `{v}`" for v in versions]
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")

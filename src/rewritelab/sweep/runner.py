@@ -10,6 +10,7 @@ and runs under `workdir/runs/<point id>`; a run directory left by a killed sweep
 from __future__ import annotations
 
 import copy
+import json
 import platform
 import shutil
 import time
@@ -55,6 +56,9 @@ def headline_metrics(unseen: dict, seen: dict, final: dict) -> dict[str, Any]:
         "unseen_by_pattern_length": {
             k: v["accuracy"] for k, v in unseen["by_pattern_length"].items()
         },
+        "unseen_by_instruction": {
+            k: v["accuracy"] for k, v in unseen.get("by_instruction", {}).items()
+        },
         "final_train": {k: v for k, v in final.items() if not isinstance(v, dict | list)},
     }
 
@@ -84,6 +88,24 @@ def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dic
     return headline_metrics(unseen, seen, final)
 
 
+HISTORY_KEYS = ("step", "epoch", "seen_accuracy", "unseen_accuracy")
+METRICS_LOG = "metrics.jsonl"  # checkpoint.METRICS; named here so reports need no torch
+
+
+def training_history(run_dir: str | Path) -> list[dict]:
+    """The accuracies a run logged at each evaluation point (`metrics.jsonl`), oldest first;
+    empty when the run directory or its log is gone. Reports read the best step from it."""
+    path = Path(run_dir) / METRICS_LOG
+    if not path.is_file():
+        return []
+    history = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            logged = json.loads(line)
+            history.append({k: logged[k] for k in HISTORY_KEYS if k in logged})
+    return history
+
+
 def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
     """Generate, train and evaluate one grid point; return its outcome (never raises)."""
     workdir = Path(workdir)
@@ -94,6 +116,7 @@ def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
         run_dir = workdir / "runs" / point.point_id
         outcome.update(data_dir=str(data_dir), run_dir=str(run_dir))
         outcome["metrics"] = train_and_evaluate(point, data_dir, run_dir, outcome)
+        outcome["metrics"]["history"] = training_history(run_dir)
     except Exception as error:  # a failed point is recorded, and the sweep goes on
         outcome["error"] = f"{type(error).__name__}: {error}"
         if not isinstance(error, RewritelabError):

@@ -1,0 +1,106 @@
+"""One page for every experiment: the paper's claim, our result with its interval, the verdict.
+
+`write_results_page(results_dir, out)` reads `<results_dir>/<experiment>/summary.json` (as
+written by `rewritelab report`) and writes one Markdown page with a row per experiment and
+preset: the paper's claim, our measurement (with the I50 interval where a transition was
+fitted), the verdict, the command, the wall time and links to every figure. The verdict and
+measurement come from the summary's "analysis" where the report states them; older summaries
+without it are judged here by the same criteria (`rewritelab.paper.CRITERIA`). The command
+and wall time come from the summary's "run" entry, when the run recorded them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from rewritelab.errors import RewritelabError
+from rewritelab.paper import CRITERIA, claim, experiment_kind, judge
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def read_summaries(results_dir: Path) -> list[tuple[Path, dict]]:
+    """(directory, summary) of each experiment directory holding a summary.json, by name."""
+    if not results_dir.is_dir():
+        raise RewritelabError(f"{results_dir} is not a directory of experiment results")
+    found = []
+    for path in sorted(results_dir.glob("*/summary.json")):
+        try:
+            found.append((path.parent, json.loads(path.read_text(encoding="utf-8"))))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise RewritelabError(f"{path} is not valid JSON: {error}") from None
+    if not found:
+        raise RewritelabError(f"no <experiment>/summary.json under {results_dir}")
+    return found
+
+
+def _wall_time(seconds) -> str:
+    if not isinstance(seconds, int | float):
+        return "–"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def experiment_rows(directory: Path, summary: dict) -> list[dict]:
+    """One row per "experiment/preset" in a summary: claim, result, verdict, run, figures."""
+    run = summary.get("run") or {}
+    rows = []
+    for key, entries in summary.items():
+        if "/" not in key or not isinstance(entries, list):
+            continue  # "analysis", "run" and anything else that is not a point list
+        name = key.split("/", 1)[0]
+        analysis = (summary.get("analysis") or {}).get(key) or {}
+        kind = analysis.get("kind") or experiment_kind(name)
+        if "verdict" in analysis:
+            verdict, measured = analysis["verdict"], analysis.get("measured", "–")
+        else:
+            verdict, measured = judge(kind, entries)
+        figures = analysis.get("figures") or sorted(
+            p.name for p in directory.iterdir() if p.suffix in FIGURE_SUFFIXES
+        )
+        rows.append({
+            "experiment": key, "kind": kind, "claim": claim(kind), "measured": measured,
+            "verdict": verdict, "command": run.get("command"),
+            "wall": _wall_time(run.get("wall_s")), "directory": directory,
+            "figures": [directory / f for f in figures],
+        })  # fmt: skip
+    return rows
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _link(path: Path, page_dir: Path) -> str:
+    return Path(os.path.relpath(path, page_dir)).as_posix()
+
+
+def write_results_page(results_dir: str | Path, out: str | Path) -> Path:
+    """Write the results page to `out` and return its path."""
+    results_dir, out = Path(results_dir), Path(out)
+    rows = [row for d, s in read_summaries(results_dir) for row in experiment_rows(d, s)]
+    page_dir = out.parent.resolve()
+    lines = [
+        "# Results",
+        "",
+        f"One row per experiment under `{results_dir}`; accuracies are seed means, intervals "
+        "are 95% bootstrap intervals (see each report). Verdict criteria are listed below.",
+        "",
+        "| experiment | paper's claim | our result | verdict | command | wall time | figures |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        report = _link(row["directory"].resolve() / "report.md", page_dir)
+        figures = ", ".join(f"[{f.name}]({_link(f.resolve(), page_dir)})" for f in row["figures"])
+        command = f"`{row['command']}`" if row["command"] else "–"
+        cells = [f"[{row['experiment']}]({report})", row["claim"], row["measured"],
+                 f"**{row['verdict']}**", command, row["wall"], figures or "–"]  # fmt: skip
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += ["", "## Verdict criteria", ""]
+    for kind in sorted({row["kind"] for row in rows}):
+        lines.append(f"- {kind}: {CRITERIA.get(kind, 'not judged: no criterion for this kind')}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out

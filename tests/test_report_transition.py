@@ -1,0 +1,161 @@
+"""Report analysis on synthetic results: transitions, best vs final step, figures, results page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from synthetic_results import INSTRUCTIONS, e1_rows, logistic, synthetic_row, write_rows
+
+from rewritelab import transition
+from rewritelab.cli import main
+from rewritelab.figures import FigureData, draw
+from rewritelab.paper import PAPER, REPRODUCED, experiment_kind, judge
+from rewritelab.report import aggregate, line_transitions, write_report
+from rewritelab.sweep.runner import headline_metrics, training_history
+
+
+@pytest.fixture(autouse=True)
+def few_replicates(monkeypatch):
+    monkeypatch.setattr(transition, "BOOTSTRAP_REPLICATES", 60)
+
+
+def test_headline_metrics_keep_per_rule_accuracies_and_runs_keep_their_history(tmp_path):
+    def split(accuracies):
+        by_rule = {str(i): {"accuracy": a} for i, a in enumerate(accuracies)}
+        overall = {"accuracy": 0.5, "stderr": 0.1, "examples": 4}
+        return {"overall": overall, "by_noop": {}, "by_occurrences": {},
+                "by_pattern_length": {}, "by_instruction": by_rule}  # fmt: skip
+
+    metrics = headline_metrics(split([0.0, 1.0, 0.25]), split([1.0]), {"step": 3})
+    assert metrics["unseen_by_instruction"] == {"0": 0.0, "1": 1.0, "2": 0.25}
+    lines = [{"step": 10, "epoch": 0.5, "train_loss": 1.0, "unseen_accuracy": 0.2},
+             {"step": 20, "epoch": 1.0, "seen_accuracy": 0.9, "unseen_accuracy": 0.1}]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert training_history(tmp_path) == [
+        {"step": 10, "epoch": 0.5, "unseen_accuracy": 0.2},
+        {"step": 20, "epoch": 1.0, "seen_accuracy": 0.9, "unseen_accuracy": 0.1},
+    ]
+    assert training_history(tmp_path / "gone") == []
+
+
+def test_best_step_transition_comes_before_the_final_one_and_reads_run_dirs(tmp_path):
+    rows = e1_rows()
+    transitions = line_transitions(rows)["all"]
+    final, best, last = transitions["final"], transitions["best_step"], transitions["final_step"]
+    assert final["bootstrap"]["resampled"] == "seeds and test rules"
+    assert best["bootstrap"]["resampled"] == "seeds"
+    # the synthetic histories peak 0.05 above the final accuracy: the best step crosses earlier
+    assert best["i50"] < last["i50"]
+    assert 150 < final["i50"] < 300  # seeds switch on around I = 200
+    # without a stored history, the run directory's metrics.jsonl is read
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text('{"step": 5, "unseen_accuracy": 0.7}\n'
+                                           '{"step": 9, "unseen_accuracy": 0.6}\n')  # fmt: skip
+    for row in rows:
+        del row["metrics"]["history"]
+        row["run_dir"] = str(run_dir)
+    from_disk = line_transitions(rows)["all"]
+    assert from_disk["best_step"]["share_generalising"] == {i: 1.0 for i in final["grid"]}
+    for row in rows:
+        row["run_dir"] = str(tmp_path / "deleted")
+    assert set(line_transitions(rows)["all"]) == {"final"}  # no history: final only
+
+
+def test_report_summary_states_transition_claim_and_verdict(tmp_path):
+    write_rows(tmp_path / "r.sqlite", e1_rows())
+    run = {"command": "rewritelab reproduce e1 --preset cpu", "wall_s": 61}
+    report = write_report(tmp_path / "r.sqlite", tmp_path / "out", run=run)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [e["seeds"] for e in summary["e1/cpu"]] == [3] * 7
+    analysis = summary["analysis"]["e1/cpu"]
+    assert analysis["kind"] == "e1" and analysis["verdict"] == REPRODUCED
+    assert analysis["figures"] == ["e1-cpu.png", "e1-cpu.pdf"]
+    assert set(analysis["transitions"]["all"]) == {"final", "best_step", "final_step"}
+    assert "I50 = " in analysis["measured"] and summary["run"] == run
+    text = report.read_text()
+    assert "best training step: I50 = " in text and "share of seeds with unseen ≥ 0.5" in text
+    assert f"paper: {PAPER['e1']['claim']}" in text and "verdict: **reproduced**" in text
+
+
+def test_e1_figure_shows_seeds_fit_interval_and_the_papers_marks():
+    rows = e1_rows(seeds=2)
+    entries = aggregate(rows)
+    transitions = line_transitions(rows)
+    figure = draw(FigureData("e1", "e1", INSTRUCTIONS, entries, rows, transitions=transitions))
+    axis = figure.axes[0]
+    labels = axis.get_legend_handles_labels()[1]
+    assert {"unseen rules", "seen rules", "logistic fit (unseen)"} <= set(labels)
+    assert any(label.startswith("I50 ") and "95% CI" in label for label in labels)
+    assert sum(label.startswith("paper:") for label in labels) == 3
+    seed_lines = [line for line in axis.lines if line.get_label() == "_seed"]
+    assert len(seed_lines) == 2 * 2  # two seeds, unseen and seen
+    assert max(line.get_alpha() for line in seed_lines) < 0.5  # faint
+    unseen = axis.lines[0]  # the first error-bar line: seed means of unseen accuracy
+    assert list(unseen.get_ydata()) == pytest.approx([e["unseen_accuracy"] for e in entries])
+    assert axis.get_xscale() == "log" and "instructions" in axis.get_xlabel()
+
+
+def test_e5_figure_marks_table_1_beside_ours():
+    rows = []
+    for seed in range(2):
+        for occurrences in ("1", "mix"):
+            for instructions in (200, 500, 1000, 2000):
+                unseen = logistic(instructions, 0, 0.9, 3, 700)
+                rows.append(synthetic_row("e5", "cpu", seed, {INSTRUCTIONS: instructions,
+                            "occurrences": occurrences}, unseen, 1.0, 0, None, False))  # fmt: skip
+    figure = draw(FigureData("e5", "e5", INSTRUCTIONS, aggregate(rows), rows, ("unseen_accuracy",)))
+    marks = {line.get_label(): list(line.get_ydata()) for line in figure.axes[0].lines}
+    assert marks["paper Table 1 (occurrences=mix)"] == PAPER["e5"]["table1"]["mix"]
+    assert marks["paper Table 1 (occurrences=1)"] == PAPER["e5"]["table1"]["1"]
+
+
+def test_kinds_and_verdict_criteria():
+    assert [experiment_kind(n) for n in ("e1", "E5", "e1-dense", "e2_cpu", "mine")] == [
+        "e1", "e5", "e1", "e2", "generic",
+    ]  # fmt: skip
+
+    def entry(instructions, unseen, seen=1.0):
+        return {"factors": {INSTRUCTIONS: instructions}, "unseen_accuracy": unseen,
+                "seen_accuracy": seen}  # fmt: skip
+
+    assert judge("e1", [entry(10, 0.05), entry(1000, 0.95)])[0] == "reproduced"
+    assert judge("e1", [entry(10, 0.05), entry(1000, 0.95, seen=0.8)])[0] == "partly"
+    assert judge("e1", [entry(10, 0.2), entry(1000, 0.4)])[0] == "not reproduced"
+    assert judge("e6", [entry(10, 0.2)])[0] == "not judged"
+
+
+def test_results_page_through_the_cli(tmp_path, capsys):
+    results = tmp_path / "results" / "cpu"
+    write_rows(tmp_path / "r.sqlite", e1_rows(seeds=2))
+    run = {"command": "rewritelab reproduce e1 --preset cpu", "wall_s": 551}
+    write_report(tmp_path / "r.sqlite", results / "e1", run=run)
+    legacy = results / "e5"  # a summary from before the analysis existed: judged on the page
+    legacy.mkdir()
+    points = [{"factors": {INSTRUCTIONS: i, "occurrences": occ}, "seeds": 2, "unseen_accuracy": a}
+              for i, occ, a in [(500, "1", 0.3), (500, "mix", 0.6), (2000, "1", 0.5),
+                                (2000, "mix", 0.95)]]  # fmt: skip
+    (legacy / "summary.json").write_text(json.dumps({"e5/cpu": points}))
+    (legacy / "e5-cpu.png").write_bytes(b"png")
+    page = tmp_path / "results" / "README.md"
+    assert main(["results-page", str(results), "--out", str(page)]) == 0
+    assert f"wrote {page}" in capsys.readouterr().out
+    rows = [line for line in page.read_text().splitlines() if line.startswith("| [e")]
+    assert len(rows) == 2
+    e1, e5 = rows
+    assert "[e1/cpu](cpu/e1/report.md)" in e1 and "**reproduced**" in e1
+    assert "`rewritelab reproduce e1 --preset cpu`" in e1 and "9 min 11 s" in e1
+    assert "[e1-cpu.png](cpu/e1/e1-cpu.png)" in e1 and "I50 = " in e1
+    assert "**reproduced**" in e5 and "[e5-cpu.png](cpu/e5/e5-cpu.png)" in e5
+    assert "mix 0.95 vs best single 0.50" in e5
+    assert "- e5: reproduced if the mix" in page.read_text()
+    assert main(["results-page", str(tmp_path / "none"), "--out", str(page)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_the_history_log_name_matches_the_trainers():
+    from rewritelab.checkpoint import METRICS
+    from rewritelab.sweep.runner import METRICS_LOG
+
+    assert METRICS_LOG == METRICS

@@ -1,0 +1,135 @@
+"""The transition fit: known I50 and slope recovered, off-grid cases, bootstrap determinism."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rewritelab.transition import (
+    BELOW,
+    BEYOND,
+    WITHIN,
+    LogisticFit,
+    Observation,
+    analyse_transition,
+    describe,
+    fit_logistic,
+)
+
+GRID = [2**k for k in range(2, 13)]  # 4 ... 4096, one point per doubling
+
+
+def curve(instructions, floor, ceiling, slope, midpoint_i):
+    x = math.log2(instructions) - math.log2(midpoint_i)
+    return floor + (ceiling - floor) / (1 + math.exp(-slope * x))
+
+
+def i_at(threshold, floor, ceiling, slope, midpoint_i):
+    """Closed form: where the curve above meets `threshold`."""
+    return midpoint_i * 2 ** (-math.log((ceiling - floor) / (threshold - floor) - 1) / slope)
+
+
+def observations(grid, seeds, rules, noise, rng, **shape):
+    found = []
+    for seed in range(seeds):
+        for instructions in grid:
+            p = curve(instructions, **shape)
+            per_rule = np.clip(rng.normal(p, noise, rules), 0, 1) if rules else None
+            accuracy = float(per_rule.mean()) if rules else p
+            found.append(Observation(seed, instructions, accuracy,
+                                     tuple(per_rule) if rules else None))  # fmt: skip
+    return found
+
+
+def test_noise_free_curves_give_back_their_parameters():
+    for floor, ceiling, slope, midpoint in [(0.0, 1.0, 1.5, 300), (0.1, 0.8, 3.0, 50)]:
+        accuracy = [curve(i, floor, ceiling, slope, midpoint) for i in GRID]
+        fit = fit_logistic(GRID, accuracy)
+        assert fit.floor == pytest.approx(floor, abs=1e-3)
+        assert fit.ceiling == pytest.approx(ceiling, abs=1e-3)
+        assert fit.slope == pytest.approx(slope, rel=1e-2)
+        assert 2**fit.midpoint == pytest.approx(midpoint, rel=1e-2)
+        i50, status = fit.crossing(0.5, (GRID[0], GRID[-1]))
+        assert status == WITHIN
+        assert i50 == pytest.approx(i_at(0.5, floor, ceiling, slope, midpoint), rel=1e-2)
+
+
+def test_noisy_seeds_and_rules_recover_i50_inside_a_tight_interval():
+    rng = np.random.default_rng(1)
+    shape = {"floor": 0.02, "ceiling": 0.95, "slope": 2.0, "midpoint_i": 200}
+    found = observations(GRID, 3, 100, 0.15, rng, **shape)
+    result = analyse_transition(found, replicates=200)
+    true_i50 = i_at(0.5, **shape)
+    assert result["i50"] == pytest.approx(true_i50, rel=0.1)
+    low, high = result["i50_ci"]
+    assert low < true_i50 < high and high / low < 1.5
+    assert result["slope"] == pytest.approx(2.0, rel=0.2)
+    assert result["slope_ci"][0] < result["slope"] < result["slope_ci"][1]
+    assert result["bootstrap"]["resampled"] == "seeds and test rules"
+    assert result["warnings"] == []  # 3 seeds, several grid points either side
+    # every seed is below 0.5 up to 128 and above from 256 on (true I50 = 193)
+    assert [result["share_generalising"][i] for i in (128, 256)] == [0.0, 1.0]
+    assert all(s["i50_status"] == WITHIN for s in result["per_seed"])
+    assert "I50 = " in describe(result) and "3 seeds" in describe(result)
+
+
+def test_a_curve_that_never_generalises_is_beyond_the_grid_not_extrapolated():
+    rng = np.random.default_rng(2)
+    flat = observations(GRID, 3, 50, 0.02, rng, floor=0.0, ceiling=0.01, slope=1, midpoint_i=64)
+    result = analyse_transition(flat, replicates=50)
+    assert result["i50"] is None and result["i50_status"] == BEYOND
+    assert result["i50_ci"] == [None, None] and result["i50_ci_status"] == [BEYOND, BEYOND]
+    assert set(result["share_generalising"].values()) == {0.0}
+    assert {s["i50_status"] for s in result["per_seed"]} == {BEYOND}
+    assert "beyond the grid" in describe(result)
+    # a curve that rises but plateaus below 0.5 never reaches the threshold either
+    plateau = [curve(i, 0.0, 0.4, 2.0, 100) for i in GRID]
+    assert fit_logistic(GRID, plateau).crossing(0.5, (4, 4096)) == (None, BEYOND)
+    # one already generalising at the smallest I is below the grid
+    high = [curve(i, 0.9, 1.0, 2.0, 100) for i in GRID]
+    assert fit_logistic(GRID, high).crossing(0.5, (4, 4096)) == (None, BELOW)
+
+
+def test_a_step_past_the_largest_i_is_beyond_the_grid():
+    fit = LogisticFit(floor=0.0, ceiling=1.0, slope=2.0, midpoint=math.log2(10_000))
+    assert fit.crossing(0.5, (4, 4096)) == (None, BEYOND)
+    assert fit.crossing(0.5, (4, 20_000))[1] == WITHIN
+
+
+def test_the_bootstrap_is_deterministic_and_follows_its_seed():
+    rng = np.random.default_rng(3)
+    found = observations(GRID[:8], 3, 30, 0.2, rng, floor=0, ceiling=1, slope=1.5, midpoint_i=60)
+    first = analyse_transition(found, replicates=60)
+    again = analyse_transition(found, replicates=60)
+    assert first == again
+    other = analyse_transition(found, replicates=60, bootstrap_seed=7)
+    assert other["i50"] == first["i50"]  # the estimate does not depend on the bootstrap
+    assert other["i50_ci"] != first["i50_ci"]
+
+
+def test_a_one_sided_grid_warns_that_i50_is_biased():
+    rng = np.random.default_rng(4)
+    shape = {"floor": 0.0, "ceiling": 1.0, "slope": 2.0, "midpoint_i": 40}
+    one_sided = observations([2, 4, 8, 16, 32, 64], 3, 0, 0, rng, **shape)
+    result = analyse_transition(one_sided, replicates=50)
+    assert result["i50"] == pytest.approx(40, rel=0.05)
+    assert any("1 above" in w and "biased" in w for w in result["warnings"])
+    both_sides = observations([4, 8, 16, 32, 64, 128, 256], 3, 0, 0, rng, **shape)
+    assert not any("biased" in w for w in analyse_transition(both_sides, replicates=50)["warnings"])
+
+
+def test_few_seeds_few_points_and_seed_only_resampling_are_reported():
+    two_points = [Observation(0, 10, 0.0), Observation(0, 100, 1.0)]
+    result = analyse_transition(two_points)
+    assert result["i50"] is None and result["i50_status"] == "too_few_grid_points"
+    assert "no logistic fit" in describe(result)
+    no_rules = [
+        Observation(seed, i, curve(i, 0, 1, 2, 100) + 0.02 * seed)
+        for seed in range(2)
+        for i in GRID
+    ]
+    result = analyse_transition(no_rules, replicates=40)
+    assert result["bootstrap"]["resampled"] == "seeds"
+    assert any("only 2 seed(s)" in w for w in result["warnings"])
