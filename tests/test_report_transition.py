@@ -155,7 +155,7 @@ def test_results_page_through_the_cli(tmp_path, capsys):
 
 
 def test_the_history_log_name_matches_the_trainers():
-    from rewritelab.checkpoint import METRICS
+    from rewritelab.runs import METRICS
     from rewritelab.sweep.runner import METRICS_LOG
 
     assert METRICS_LOG == METRICS

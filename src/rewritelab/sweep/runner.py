@@ -89,7 +89,7 @@ def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dic
 
 
 HISTORY_KEYS = ("step", "epoch", "seen_accuracy", "unseen_accuracy")
-METRICS_LOG = "metrics.jsonl"  # checkpoint.METRICS; named here so reports need no torch
+METRICS_LOG = "metrics.jsonl"  # runs.METRICS; named here so reports need no torch
 
 
 def training_history(run_dir: str | Path) -> list[dict]:
