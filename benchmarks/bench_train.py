@@ -1,194 +1,432 @@
-"""Benchmark: training and evaluation throughput of our trainer against a plain HF loop.
+"""Benchmark: training throughput on a CPU, rewritelab's step against two references.
 
-On one generated dataset, with the same model size and batch size, measures
-- training throughput in real (non-padding) tokens/s of `rewritelab.train.train` (length
-  buckets, SDPA attention, no per-step host sync; bf16 + torch.compile on CUDA), and of a plain
-  PyTorch loop over Hugging Face `GPT2LMHeadModel` with default settings (fp32, eager
-  attention, every sequence padded to the longest in the dataset, attention mask and labels passed
-  the usual way);
-- evaluation throughput in examples/s of the fast path and the generate path.
-Each training measurement skips a warm-up window (compilation, allocator) and times the next
-one. Prints a table and writes JSON (device, versions, date) to benchmarks/results/.
+For two model settings, each at 1 and at 2 torch threads, measures the real (non-padding)
+tokens/s of one training step (forward, backward, grad-norm clip at 1.0, AdamW) done by
+  hf-eager        Hugging Face `GPT2LMHeadModel`, eager attention, fp32, inputs padded to the
+                  longest in the batch, attention mask and labels passed the usual way (HF
+                  shifts the labels and computes the loss), `torch.optim.AdamW` defaults;
+  nanogpt-minimal a ~40-line nanoGPT-style GPT written below (SDPA attention, tied head,
+                  cross-entropy on the answer tokens), independent of `rewritelab.model`;
+  rewritelab      `rewritelab.loop.Loop.step` over `ScratchTrainee`'s own batches: the step
+                  real training takes, without evaluation or checkpoints;
+and, as quick extra rows, rewritelab's step with two candidate changes, each on its own:
+  + head at loss  the vocabulary head computed only at positions whose target carries loss
+                  (a trainee loss hook, below), instead of at every position;
+  + fused AdamW   `AdamW(fused=True)` instead of rewritelab's foreach AdamW.
+All variants see the same batches: `ScratchTrainee.batch(step)` for the same steps (length
+buckets of 50 batches, padded to the longest in the batch), and build them inside the timed
+step. Every model is the same GPT-2 (exact GELU, tied embeddings, fp32: no bf16 autocast
+unless the CPU computes bf16 natively, which the JSON records).
 
-    python benchmarks/bench_train.py --preset cpu     # small, minutes on 2 CPU cores
-    python benchmarks/bench_train.py --preset gpu     # paper model, E1 lengths, 10^5 test
+MFU: model FLOPs per token (`rewritelab.model.estimate_flops_per_token`: 6 x matmul
+parameters + attention, at the mean real sequence length, the same number for every
+variant, so MFU ranks exactly as tokens/s) times real tokens/s, divided by a ceiling
+measured in the same process at the same thread count: the best GFLOP/s of fp32 `torch.mm`
+on 1024 x 1024 x 1024 and on the model's MLP shape (B*T, C) x (C, 4C). "x HF" is tokens/s
+over hf-eager's in the same setting and thread count.
+
+Each (setting, threads) runs in a fresh worker process of this script (the interop thread
+count can be set only once per process); the workers run one after another. Each variant
+takes `--warmup` untimed steps, then `--steps` timed ones. The machine's load average at
+the start and end is recorded: on a shared 2-core machine the numbers are only as good as
+the load they ran under.
+
+    .venv/bin/python benchmarks/bench_train.py              # the full table (about 6 minutes)
+    .venv/bin/python benchmarks/bench_train.py --steps 5    # a quick check of the plumbing
+
+Writes benchmarks/results/train.json (machine, load, versions, date, settings, every
+measurement) and benchmarks/results/train.md (the table).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import torch
-import transformers
-from rewritelab.train_config import train_config_from_dict
-
-from rewritelab.batches import encode_split
-from rewritelab.datasets import generate_dataset
-from rewritelab.evaluate import fast_verdicts, generate_answers
-from rewritelab.model import build_model, load_model, pick_device
-from rewritelab.spec import spec_from_dict
-from rewritelab.tokenizer import Tokenizer, loss_mask
-from rewritelab.train import train
+import torch.nn as nn
+import torch.nn.functional as F
 
 RESULTS = Path(__file__).parent / "results"
+THREADS = (1, 2)
+BUCKET_BATCHES = 50  # rewritelab's default: batches are cut from length buckets this wide
 
-PRESETS = {
-    "cpu": {  # the default (E1) lengths, a small model
+# Model settings. Data lengths are those of rewritelab's dataset spec (|z|, |x|, |y|).
+SETTINGS = {
+    "cpu-preset": {  # experiments/e1.toml [presets.cpu]: fixed lengths, so no padding
+        "model": {"layers": 2, "heads": 4, "width": 64, "context": 24},
+        "batch_size": 128,
         "data": {
-            "train": {"instructions": 100, "examples": 20_000},
-            "test": {"instructions": 100, "examples_per_instruction": 20},
-        },
-        "model": {"layers": 2, "heads": 4, "width": 128, "context": 168},
-        "batch_size": 64,
-        "warmup_steps": 10,
-        "measured_steps": 40,
+            "alphabet": "abcdefgh",
+            "train": {"instructions": 256, "input_length": [6, 6],
+                      "pattern_length": [2, 2], "replacement_length": [2, 2]},
+            "test": {"instructions": 20, "examples_per_instruction": 2},
+        },  # fmt: skip
     },
-    "gpu": {
+    "paper": {  # the paper's model on E1's lengths (sequences of 8-146 tokens, mean ~ 78)
+        "model": {"layers": 6, "heads": 4, "width": 256, "context": 160},
+        "batch_size": 64,
         "data": {
-            "train": {"instructions": 1000, "examples": 200_000},
-            "test": {"instructions": 1000, "examples_per_instruction": 100},
-        },
-        "model": {"layers": 6, "heads": 4, "width": 256, "context": 168},
-        "batch_size": 512,
-        "warmup_steps": 30,
-        "measured_steps": 200,
+            "alphabet": "abcdefghijklmnopqrstuvwxyz",
+            "train": {"instructions": 1000, "input_length": [1, 50],
+                      "pattern_length": [1, 20], "replacement_length": [1, 20]},
+            "test": {"instructions": 20, "examples_per_instruction": 2},
+        },  # fmt: skip
     },
 }
+IGNORE = -100  # target that carries no loss (rewritelab.model.IGNORE)
 
 
-def ours_tokens_per_s(preset: dict, data: Path, scratch: Path, device: str) -> float:
-    """Real tokens/s of `train`, over the window after the warm-up window."""
-    config = train_config_from_dict(
-        {
-            "max_steps": preset["warmup_steps"] + preset["measured_steps"],
-            "eval_every": preset["warmup_steps"],
-            "eval_examples": 256,
-            "batch_size": preset["batch_size"],
-            "model": preset["model"],
-            "device": device,
-        }
-    )
-    final = train(config, data, scratch / "run", progress=False)
-    return final["tokens_per_s"]
+# ------------------------------------------------------------------ the nanoGPT reference
 
 
-def baseline_tokens_per_s(preset: dict, data: Path, device: torch.device) -> float:
-    """Real tokens/s of a plain loop over HF GPT2LMHeadModel: fp32, eager, padded to context."""
-    tokenizer = Tokenizer("abcdefghijklmnopqrstuvwxyz")
-    split = encode_split(data, "train", tokenizer)
-    config = train_config_from_dict({"model": preset["model"]})
-    model = build_model(config.model, tokenizer, seed=0, attention="eager").to(device).train()
+class MiniAttention(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(width, 3 * width), nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2)
+                   for t in self.qkv(x).split(C, dim=2))  # (B, H, T, D) each  # fmt: skip
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class MiniBlock(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.ln_1, self.attn = nn.LayerNorm(width), MiniAttention(width, heads)
+        self.ln_2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class MiniGPT(nn.Module):
+    """GPT-2 in a few lines: learned positions, pre-norm blocks, tied vocabulary head."""
+
+    def __init__(self, vocab_size: int, layers: int, heads: int, width: int, context: int):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab_size, width), nn.Embedding(context, width)
+        self.blocks = nn.Sequential(*(MiniBlock(width, heads) for _ in range(layers)))
+        self.ln_f = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab_size, bias=False)
+        self.head.weight = self.wte.weight
+        for parameter in self.parameters():
+            if parameter.dim() >= 2:
+                nn.init.normal_(parameter, std=0.02)
+
+    def loss(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of `targets` (B, T - 1; IGNORE = no loss) given `ids` (B, T)."""
+        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1]))  # (B, T, C)
+        logits = self.head(self.ln_f(self.blocks(x)))[:, :-1]  # (B, T - 1, V)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+
+
+# ------------------------------------------------------------------ the variants
+# Each builds its model and returns `step(step) -> (loss, real tokens)`; `time_steps` times it.
+
+Step = Callable[[int], tuple[torch.Tensor, int]]
+
+
+def hf_step(trainee) -> Step:
+    """Plain Hugging Face: GPT2LMHeadModel (same architecture as ours), eager attention."""
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from rewritelab.model import hf_config
+
+    tokenizer = trainee.tokenizer
+    hf = hf_config(trainee.config.model, tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
+    model = AutoModelForCausalLM.from_config(GPT2Config(**hf), attn_implementation="eager")
+    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    width, batch_size = int(split.lengths.max()), preset["batch_size"]  # longest in the data
-    rng = np.random.default_rng(0)
-    tokens, start = 0, 0.0
-    for step in range(preset["warmup_steps"] + preset["measured_steps"]):
-        if step == preset["warmup_steps"]:
-            _sync(device)
-            tokens, start = 0, time.perf_counter()
-        indices = rng.choice(len(split), batch_size, replace=False)
-        lengths = split.lengths[indices]
-        ids = np.full((batch_size, width), tokenizer.pad_id, dtype=np.int64)
-        for row, i in enumerate(indices.tolist()):
-            ids[row, : lengths[row]] = split.tokens[split.offsets[i] : split.offsets[i + 1]]
-        labels = np.full_like(ids, -100)
-        labels[:, 1:] = np.where(
-            loss_mask(split.prompt_lengths[indices], lengths, width), ids[:, 1:], -100
-        )
-        attention = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
-        batch = {
-            k: torch.from_numpy(v).to(device)
-            for k, v in {"input_ids": ids, "attention_mask": attention, "labels": labels}.items()
-        }
-        loss = model(**batch).loss
+
+    def step(index: int) -> tuple[torch.Tensor, int]:
+        [(ids, targets)], real_tokens = trainee.batch(index)
+        ids = torch.from_numpy(ids)
+        labels = torch.cat([torch.full_like(ids[:, :1], IGNORE), torch.from_numpy(targets)], 1)
+        attention_mask = (ids != tokenizer.pad_id).long()
+        loss = model(input_ids=ids, attention_mask=attention_mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        optimizer.zero_grad()
-        tokens += int(lengths.sum())
-    _sync(device)
-    return tokens / (time.perf_counter() - start)
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach(), real_tokens
+
+    return step
 
 
-def evaluation_examples_per_s(run: Path, data: Path, device: torch.device) -> dict:
-    """Examples/s of the fast and generate paths on the whole test split."""
-    model, tokenizer = load_model(run / "model", device)
-    split = encode_split(data, "test", tokenizer)
-    fast_verdicts(model, split, tokenizer)  # warm-up
-    _sync(device)
-    start = time.perf_counter()
-    accuracy = fast_verdicts(model, split, tokenizer).mean()
-    _sync(device)
-    fast_s = time.perf_counter() - start
-    start = time.perf_counter()
-    generate_answers(model, split, tokenizer)
-    _sync(device)
-    generate_s = time.perf_counter() - start
+def minimal_step(trainee) -> Step:
+    """The nanoGPT-style reference above, with `torch.optim.AdamW` defaults."""
+    size = trainee.config.model
+    torch.manual_seed(0)
+    model = MiniGPT(trainee.tokenizer.vocab_size, size.layers, size.heads, size.width, size.context)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step(index: int) -> tuple[torch.Tensor, int]:
+        [(ids, targets)], real_tokens = trainee.batch(index)
+        loss = model.loss(torch.from_numpy(ids), torch.from_numpy(targets))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach(), real_tokens
+
+    return step
+
+
+def head_at_loss_positions(model, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """rewritelab's summed answer loss, with the vocabulary head applied only where a target
+    carries loss (the candidate change measured by the "+ head at loss" row)."""
+    hidden = model.hidden(ids)[0][:, :-1]  # (B, T - 1, C)
+    scored = targets != IGNORE  # (B, T - 1)
+    logits = model.lm_head(hidden[scored])  # (scored tokens, V)
+    return F.cross_entropy(logits, targets[scored], reduction="sum")
+
+
+def rewritelab_step(trainee, change: str = "") -> Step:
+    """`Loop.step` of rewritelab's own loop over the trainee; `change` swaps one piece."""
+    from rewritelab.loop import Loop, learning_rate
+    from rewritelab.runs import RunDirectory
+
+    if change == "head at loss":
+        trainee.loss = head_at_loss_positions  # the Trainee protocol's loss hook
+    config = trainee.config
+    loop = Loop(trainee, config, RunDirectory(Path(tempfile.gettempdir()) / "unused"), 10**6)
+    if change == "fused AdamW":
+        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
+                  for g in loop.optimizer.param_groups]  # fmt: skip
+        loop.optimizer = torch.optim.AdamW(
+            groups, lr=config.learning_rate, betas=(0.9, 0.95), fused=True
+        )
+    trainee.model.train()
+    return lambda index: loop.step(index, learning_rate(index, config, 10**6))
+
+
+VARIANTS = {
+    "hf-eager": hf_step,
+    "nanogpt-minimal": minimal_step,
+    "rewritelab": rewritelab_step,
+    "rewritelab + head at loss": lambda trainee: rewritelab_step(trainee, "head at loss"),
+    "rewritelab + fused AdamW": lambda trainee: rewritelab_step(trainee, "fused AdamW"),
+}
+
+
+def time_steps(step: Step, warmup: int, steps: int) -> dict:
+    """Real tokens/s over `steps` timed steps after `warmup` untimed ones."""
+    first_loss = None
+    for index in range(warmup):
+        loss, _ = step(index)
+        first_loss = first_loss if first_loss is not None else float(loss)
+    tokens, step_s = 0, []
+    for index in range(warmup, warmup + steps):
+        start = time.perf_counter()
+        _, real_tokens = step(index)
+        step_s.append(time.perf_counter() - start)
+        tokens += real_tokens
+    step_s.sort()
     return {
-        "test_examples": len(split),
-        "fast_examples_per_s": len(split) / fast_s,
-        "fast_seconds": fast_s,
-        "generate_examples_per_s": len(split) / generate_s,
-        "generate_seconds": generate_s,
-        "test_accuracy_of_benchmarked_model": float(accuracy),
+        "tokens_per_s": tokens / sum(step_s),
+        "step_ms_median": 1000 * step_s[len(step_s) // 2],
+        "step_ms_min": 1000 * step_s[0],
+        "first_loss": first_loss,  # ~ ln(vocab) for every variant: a sanity check
     }
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+# ------------------------------------------------------------------ the matmul ceiling
+
+
+def matmul_gflops(m: int, k: int, n: int, seconds: float = 0.3) -> float:
+    """Best GFLOP/s of fp32 torch.mm (m, k) x (k, n) over repeats filling `seconds`."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(2):
+        torch.mm(a, b)
+    best, deadline = math.inf, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * m * k * n / best / 1e9
+
+
+# ------------------------------------------------------------------ one worker process
+
+
+def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: int) -> dict:
+    """Every variant and the ceiling of one (setting, threads), in this fresh process."""
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
+    from rewritelab.model import ModelConfig, estimate_flops_per_token
+    from rewritelab.runs import autocast_dtype
+    from rewritelab.train import ScratchTrainee, train_config_from_dict
+
+    load_start = os.getloadavg()
+    setting = SETTINGS[setting_name]
+    config = train_config_from_dict({
+        "batch_size": setting["batch_size"], "bucket_batches": BUCKET_BATCHES,
+        "model": setting["model"], "device": "cpu", "threads": threads, "eval_examples": 8,
+        "warmup_steps": warmup,
+    })  # fmt: skip
+    probe = ScratchTrainee(config, data_dir, torch.device("cpu"))
+    batches = [probe.batch(index) for index in range(warmup, warmup + steps)]
+    sequences = sum(len(ids) for [(ids, _)], _ in batches)
+    real = sum(tokens for _, tokens in batches)
+    padded = sum(ids.size for [(ids, _)], _ in batches)
+    mean_length = real / sequences
+    width, batch_tokens = setting["model"]["width"], round(setting["batch_size"] * mean_length)
+    ceiling = {
+        "mm_1024x1024x1024": matmul_gflops(1024, 1024, 1024),
+        f"mm_{batch_tokens}x{width}x{4 * width}": matmul_gflops(batch_tokens, width, 4 * width),
+    }
+    peak = max(ceiling.values())
+    flops_per_token = estimate_flops_per_token(
+        ModelConfig(**setting["model"]), probe.tokenizer.vocab_size, round(mean_length)
+    )
+    results = {}
+    for name, make_step in VARIANTS.items():
+        trainee = ScratchTrainee(config, data_dir, torch.device("cpu"))  # fresh model
+        measured = time_steps(make_step(trainee), warmup, steps)
+        achieved = flops_per_token * measured["tokens_per_s"]
+        results[name] = {**measured, "model_gflops_per_s": achieved / 1e9, "mfu": achieved / peak / 1e9}
+    return {
+        "setting": setting_name,
+        "threads": threads,
+        "torch_threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "autocast": str(autocast_dtype(torch.device("cpu"), config.bf16) or "none (fp32)"),
+        "mean_tokens_per_sequence": mean_length,
+        "padding_share": 1 - real / padded,
+        "flops_per_token": flops_per_token,
+        "ceiling_gflops_per_s": ceiling,
+        "variants": results,
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
+    }
+
+
+def run_worker(setting: str, threads: int, data_dir: Path, warmup: int, steps: int) -> dict:
+    command = [sys.executable, __file__, "--worker", setting, "--threads", str(threads),
+               "--data", str(data_dir), "--warmup", str(warmup), "--steps", str(steps)]  # fmt: skip
+    child = subprocess.run(command, capture_output=True, text=True)
+    if child.returncode:
+        sys.exit(f"worker {setting} x {threads} thread(s) failed:\n{child.stderr}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ data, table, provenance
+
+
+def make_dataset(setting_name: str, directory: Path, examples_needed: int) -> Path:
+    """The setting's training data: whole length buckets, at least `examples_needed`."""
+    from rewritelab.datasets import generate_dataset
+    from rewritelab.spec import spec_from_dict
+
+    data = SETTINGS[setting_name]["data"]
+    chunk = SETTINGS[setting_name]["batch_size"] * BUCKET_BATCHES
+    examples = chunk * -(-examples_needed // chunk)
+    spec = {"seed": 0, "alphabet": data["alphabet"], "seen_test_examples": 16,
+            "train": {**data["train"], "examples": examples}, "test": data["test"]}  # fmt: skip
+    generate_dataset(spec_from_dict(spec), directory / setting_name)
+    return directory / setting_name
+
+
+def markdown_table(workers: list[dict]) -> str:
+    lines = [
+        "| setting | threads | variant | real tokens/s | ms/step (median) | model GFLOP/s | MFU "
+        "| x HF |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for w in workers:
+        ceiling = w["ceiling_gflops_per_s"]
+        shapes = ", ".join(f"{k.removeprefix('mm_')} {v:.1f}" for k, v in ceiling.items())
+        lines.append(f"| {w['setting']} | {w['threads']} | matmul ceiling ({shapes}) | | | "
+                     f"{max(ceiling.values()):.1f} | 100% | |")  # fmt: skip
+        hf = w["variants"]["hf-eager"]["tokens_per_s"]
+        for name, v in w["variants"].items():
+            lines.append(
+                f"| {w['setting']} | {w['threads']} | {name} | {v['tokens_per_s']:,.0f} | "
+                f"{v['step_ms_median']:.1f} | {v['model_gflops_per_s']:.1f} | "
+                f"{100 * v['mfu']:.1f}% | {v['tokens_per_s'] / hf:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before them")
+    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--threads", type=int, nargs="+", default=list(THREADS))
+    parser.add_argument("--worker", choices=sorted(SETTINGS), help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    preset, device = PRESETS[args.preset], pick_device(args.device)
+    if args.worker:
+        [threads] = args.threads
+        print(json.dumps(worker(args.worker, threads, args.data, args.warmup, args.steps)))
+        return
+    import transformers
+
+    load_start, started = os.getloadavg(), time.perf_counter()
+    workers = []
     with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
-        data = scratch / "data"
-        generate_dataset(spec_from_dict({"seed": 0, **preset["data"]}), data)
-        ours = ours_tokens_per_s(preset, data, scratch, args.device)
-        baseline = baseline_tokens_per_s(preset, data, device)
-        evaluation = evaluation_examples_per_s(scratch / "run", data, device)
+        for setting in args.settings:
+            data_dir = make_dataset(setting, Path(scratch), args.warmup + args.steps)
+            for threads in args.threads:
+                print(f"measuring {setting} at {threads} thread(s)...", file=sys.stderr)
+                workers.append(run_worker(setting, threads, data_dir, args.warmup, args.steps))
+    table = markdown_table(workers)
+    load_end = os.getloadavg()
     result = {
-        "preset": args.preset,
-        "settings": preset,
-        "train_tokens_per_s": {"rewritelab": ours, "hf_baseline": baseline},
-        "speedup": ours / baseline,
-        "evaluation": evaluation,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
-        "cpu_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
+        "benchmark": "train",
+        "command": " ".join(["python", "benchmarks/bench_train.py", *sys.argv[1:]]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "machine": {"nproc": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+                    "cpu_model": cpu_model(), "platform": platform.platform()},  # fmt: skip
+        "load_average_start": load_start,
+        "load_average_end": load_end,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__},  # fmt: skip
+        "warmup_steps": args.warmup,
+        "timed_steps": args.steps,
+        "threads": args.threads,
+        "settings": {name: SETTINGS[name] for name in args.settings},
+        "workers": workers,
     }
-    print(f"\n{'measure':<34}{'value':>14}")
-    rows = [
-        ("train tokens/s, rewritelab", ours),
-        ("train tokens/s, HF baseline", baseline),
-        ("speed-up", ours / baseline),
-        ("eval examples/s, fast path", evaluation["fast_examples_per_s"]),
-        ("eval examples/s, generate path", evaluation["generate_examples_per_s"]),
-        (f"eval seconds, fast ({evaluation['test_examples']} ex.)", evaluation["fast_seconds"]),
-    ]
-    for name, value in rows:
-        print(f"{name:<34}{value:>14,.2f}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"train-{args.preset}-{device.type}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"written to {out}")
+    header = (
+        f"{result['date']}, {result['machine']['cpu_model']} ({result['machine']['nproc']} "
+        f"cores), torch {torch.__version__}, {args.warmup} warm-up + {args.steps} timed steps, "
+        f"load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end"
+    )
+    print(f"\n{header}\n\n{table}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "train.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (args.out / "train.md").write_text(f"{header}\n\n{table}\n", encoding="utf-8")
+    print(f"\nwritten to {args.out / 'train.json'} and {args.out / 'train.md'}")
 
 
 if __name__ == "__main__":

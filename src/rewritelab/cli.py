@@ -349,7 +349,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", help="datasets and runs go here (default runs/NAME-PRESET)")
     parser.add_argument("--db", help="results database (default WORKDIR/results.sqlite)")
     parser.add_argument("--executor", default="local", choices=["local", "ray"])
-    parser.add_argument("--jobs", type=int, default=1, help="points at once (local executor)")
+    parser.add_argument(
+        "--jobs", type=int, help="points at once (local executor; default: one per core on CPU)"
+    )
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed points again")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

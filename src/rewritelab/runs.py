@@ -80,11 +80,12 @@ def usable_cores() -> int:
 
 
 def default_threads() -> int:
-    """Threads for one process: `REWRITELAB_THREADS`, else the usable cores divided by the
-    processes running at once (`REWRITELAB_JOBS`, set by sweeps). Torch's own default (one
-    thread per core) collapses 3-10x as soon as anything else runs on the machine."""
-    if os.environ.get(THREADS_ENV):
-        return max(1, int(os.environ[THREADS_ENV]))
+    """Threads for one process: `REWRITELAB_THREADS` (or `OMP_NUM_THREADS`), else the usable
+    cores divided by the processes running at once (`REWRITELAB_JOBS`, set by sweeps).
+    Torch's own default (one thread per core) collapses 3-10x as soon as anything else runs."""
+    for variable in (THREADS_ENV, "OMP_NUM_THREADS"):  # Ray sets OMP_NUM_THREADS per task
+        if os.environ.get(variable, "").isdigit():
+            return max(1, int(os.environ[variable]))
     jobs = max(1, int(os.environ.get(JOBS_ENV) or 1))
     return max(1, usable_cores() // jobs)
 

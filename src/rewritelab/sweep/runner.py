@@ -142,7 +142,7 @@ def run_sweep(
     database: ResultsDatabase,
     workdir: str | Path,
     executor: str = "local",
-    jobs: int = 1,
+    jobs: int | None = None,
     retry_failed: bool = False,
     address: str | None = None,
     progress: bool = True,
