@@ -66,22 +66,34 @@ SETTINGS = {
     "cpu-preset": {  # experiments/e1.toml [presets.cpu]: fixed lengths, so no padding
         "model": {"layers": 2, "heads": 4, "width": 64, "context": 24},
         "batch_size": 128,
+        "warmup_steps": 5,
+        "timed_steps": 30,  # ~50 ms a step
         "data": {
             "alphabet": "abcdefgh",
-            "train": {"instructions": 256, "input_length": [6, 6],
-                      "pattern_length": [2, 2], "replacement_length": [2, 2]},
+            "train": {
+                "instructions": 256,
+                "input_length": [6, 6],
+                "pattern_length": [2, 2],
+                "replacement_length": [2, 2],
+            },
             "test": {"instructions": 20, "examples_per_instruction": 2},
-        },  # fmt: skip
+        },
     },
-    "paper": {  # the paper's model on E1's lengths (sequences of 8-146 tokens, mean ~ 78)
+    "paper": {  # the paper's model on E1's lengths: sequences of 11-145 tokens, mean ~86
         "model": {"layers": 6, "heads": 4, "width": 256, "context": 160},
         "batch_size": 64,
+        "warmup_steps": 2,
+        "timed_steps": 6,  # 2-4 s a step on 2 cores: 30 would take 15 minutes
         "data": {
             "alphabet": "abcdefghijklmnopqrstuvwxyz",
-            "train": {"instructions": 1000, "input_length": [1, 50],
-                      "pattern_length": [1, 20], "replacement_length": [1, 20]},
+            "train": {
+                "instructions": 1000,
+                "input_length": [1, 50],
+                "pattern_length": [1, 20],
+                "replacement_length": [1, 20],
+            },
             "test": {"instructions": 20, "examples_per_instruction": 2},
-        },  # fmt: skip
+        },
     },
 }
 IGNORE = -100  # target that carries no loss (rewritelab.model.IGNORE)
@@ -93,12 +105,15 @@ IGNORE = -100  # target that carries no loss (rewritelab.model.IGNORE)
 class MiniAttention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
-        self.heads, self.qkv, self.proj = heads, nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2)
-                   for t in self.qkv(x).split(C, dim=2))  # (B, H, T, D) each  # fmt: skip
+        q, k, v = (
+            t.view(B, T, self.heads, C // self.heads).transpose(1, 2)
+            for t in self.qkv(x).split(C, dim=2)
+        )
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, D)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -108,7 +123,9 @@ class MiniBlock(nn.Module):
         super().__init__()
         self.ln_1, self.attn = nn.LayerNorm(width), MiniAttention(width, heads)
         self.ln_2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
@@ -150,6 +167,7 @@ def hf_step(trainee) -> Step:
 
     tokenizer = trainee.tokenizer
     hf = hf_config(trainee.config.model, tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
+    torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(GPT2Config(**hf), attn_implementation="eager")
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -207,8 +225,10 @@ def rewritelab_step(trainee, change: str = "") -> Step:
     config = trainee.config
     loop = Loop(trainee, config, RunDirectory(Path(tempfile.gettempdir()) / "unused"), 10**6)
     if change == "fused AdamW":
-        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
-                  for g in loop.optimizer.param_groups]  # fmt: skip
+        groups = [
+            {"params": g["params"], "weight_decay": g["weight_decay"]}
+            for g in loop.optimizer.param_groups
+        ]
         loop.optimizer = torch.optim.AdamW(
             groups, lr=config.learning_rate, betas=(0.9, 0.95), fused=True
         )
@@ -249,7 +269,7 @@ def time_steps(step: Step, warmup: int, steps: int) -> dict:
 # ------------------------------------------------------------------ the matmul ceiling
 
 
-def matmul_gflops(m: int, k: int, n: int, seconds: float = 0.3) -> float:
+def matmul_gflops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
     """Best GFLOP/s of fp32 torch.mm (m, k) x (k, n) over repeats filling `seconds`."""
     a, b = torch.randn(m, k), torch.randn(k, n)
     for _ in range(2):
@@ -262,11 +282,21 @@ def matmul_gflops(m: int, k: int, n: int, seconds: float = 0.3) -> float:
     return 2 * m * k * n / best / 1e9
 
 
+def matmul_ceiling(mlp_shape: tuple[int, int, int]) -> dict[str, float]:
+    """GFLOP/s of a square matmul and of the model's MLP matmul (B*T, C) x (C, 4C)."""
+    return {
+        "1024x1024x1024": matmul_gflops(1024, 1024, 1024),
+        "x".join(map(str, mlp_shape)): matmul_gflops(*mlp_shape),
+    }
+
+
 # ------------------------------------------------------------------ one worker process
 
 
 def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: int) -> dict:
-    """Every variant and the ceiling of one (setting, threads), in this fresh process."""
+    """Every variant and the ceiling of one (setting, threads), in this fresh process. The
+    ceiling is measured before and after the variants and the best is kept: on a shared
+    machine a lower one only means something else ran at that moment."""
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     from rewritelab.model import ModelConfig, estimate_flops_per_token
@@ -275,51 +305,73 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
 
     load_start = os.getloadavg()
     setting = SETTINGS[setting_name]
-    config = train_config_from_dict({
-        "batch_size": setting["batch_size"], "bucket_batches": BUCKET_BATCHES,
-        "model": setting["model"], "device": "cpu", "threads": threads, "eval_examples": 8,
-        "warmup_steps": warmup,
-    })  # fmt: skip
+    config = train_config_from_dict(
+        {
+            "batch_size": setting["batch_size"],
+            "bucket_batches": BUCKET_BATCHES,
+            "model": setting["model"],
+            "device": "cpu",
+            "threads": threads,
+            "eval_examples": 8,
+            "warmup_steps": warmup,
+        }
+    )
     probe = ScratchTrainee(config, data_dir, torch.device("cpu"))
-    batches = [probe.batch(index) for index in range(warmup, warmup + steps)]
-    sequences = sum(len(ids) for [(ids, _)], _ in batches)
-    real = sum(tokens for _, tokens in batches)
-    padded = sum(ids.size for [(ids, _)], _ in batches)
+    timed = [probe.batch(index) for index in range(warmup, warmup + steps)]
+    sequences = sum(len(ids) for [(ids, _)], _ in timed)
+    real = sum(tokens for _, tokens in timed)
+    padded = sum(ids.size for [(ids, _)], _ in timed)
     mean_length = real / sequences
-    width, batch_tokens = setting["model"]["width"], round(setting["batch_size"] * mean_length)
-    ceiling = {
-        "mm_1024x1024x1024": matmul_gflops(1024, 1024, 1024),
-        f"mm_{batch_tokens}x{width}x{4 * width}": matmul_gflops(batch_tokens, width, 4 * width),
-    }
-    peak = max(ceiling.values())
+    width = setting["model"]["width"]
+    mlp_shape = (round(setting["batch_size"] * mean_length), width, 4 * width)
+    ceiling_before = matmul_ceiling(mlp_shape)
     flops_per_token = estimate_flops_per_token(
         ModelConfig(**setting["model"]), probe.tokenizer.vocab_size, round(mean_length)
     )
-    results = {}
+    measured = {}
     for name, make_step in VARIANTS.items():
-        trainee = ScratchTrainee(config, data_dir, torch.device("cpu"))  # fresh model
-        measured = time_steps(make_step(trainee), warmup, steps)
-        achieved = flops_per_token * measured["tokens_per_s"]
-        results[name] = {**measured, "model_gflops_per_s": achieved / 1e9, "mfu": achieved / peak / 1e9}
+        trainee = ScratchTrainee(config, data_dir, torch.device("cpu"))  # a fresh model
+        measured[name] = time_steps(make_step(trainee), warmup, steps)
+    ceiling_after = matmul_ceiling(mlp_shape)
+    ceiling = max([*ceiling_before.values(), *ceiling_after.values()])
+    for result in measured.values():
+        result["model_gflops_per_s"] = flops_per_token * result["tokens_per_s"] / 1e9
+        result["mfu"] = result["model_gflops_per_s"] / ceiling
     return {
         "setting": setting_name,
         "threads": threads,
         "torch_threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
+        "warmup_steps": warmup,
+        "timed_steps": steps,
         "autocast": str(autocast_dtype(torch.device("cpu"), config.bf16) or "none (fp32)"),
         "mean_tokens_per_sequence": mean_length,
         "padding_share": 1 - real / padded,
         "flops_per_token": flops_per_token,
         "ceiling_gflops_per_s": ceiling,
-        "variants": results,
+        "matmul_gflops_per_s_before": ceiling_before,
+        "matmul_gflops_per_s_after": ceiling_after,
+        "variants": measured,
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
     }
 
 
 def run_worker(setting: str, threads: int, data_dir: Path, warmup: int, steps: int) -> dict:
-    command = [sys.executable, __file__, "--worker", setting, "--threads", str(threads),
-               "--data", str(data_dir), "--warmup", str(warmup), "--steps", str(steps)]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        setting,
+        "--threads",
+        str(threads),
+        "--data",
+        str(data_dir),
+        "--warmup",
+        str(warmup),
+        "--steps",
+        str(steps),
+    ]
     child = subprocess.run(command, capture_output=True, text=True)
     if child.returncode:
         sys.exit(f"worker {setting} x {threads} thread(s) failed:\n{child.stderr}")
@@ -337,8 +389,13 @@ def make_dataset(setting_name: str, directory: Path, examples_needed: int) -> Pa
     data = SETTINGS[setting_name]["data"]
     chunk = SETTINGS[setting_name]["batch_size"] * BUCKET_BATCHES
     examples = chunk * -(-examples_needed // chunk)
-    spec = {"seed": 0, "alphabet": data["alphabet"], "seen_test_examples": 16,
-            "train": {**data["train"], "examples": examples}, "test": data["test"]}  # fmt: skip
+    spec = {
+        "seed": 0,
+        "alphabet": data["alphabet"],
+        "seen_test_examples": 16,
+        "train": {**data["train"], "examples": examples},
+        "test": data["test"],
+    }
     generate_dataset(spec_from_dict(spec), directory / setting_name)
     return directory / setting_name
 
@@ -350,10 +407,17 @@ def markdown_table(workers: list[dict]) -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for w in workers:
-        ceiling = w["ceiling_gflops_per_s"]
-        shapes = ", ".join(f"{k.removeprefix('mm_')} {v:.1f}" for k, v in ceiling.items())
-        lines.append(f"| {w['setting']} | {w['threads']} | matmul ceiling ({shapes}) | | | "
-                     f"{max(ceiling.values()):.1f} | 100% | |")  # fmt: skip
+        matmuls = {
+            k: max(v, w["matmul_gflops_per_s_after"][k])
+            for k, v in w["matmul_gflops_per_s_before"].items()
+        }
+        shapes = ", ".join(f"{shape}: {gflops:.0f}" for shape, gflops in matmuls.items())
+        load = f"load {w['load_average_start'][0]:.1f}-{w['load_average_end'][0]:.1f}"
+        lines.append(
+            f"| {w['setting']} | {w['threads']} | torch.mm ceiling ({shapes}; "
+            f"{w['warmup_steps']}+{w['timed_steps']} steps; {load}) | | | "
+            f"{w['ceiling_gflops_per_s']:.1f} | 100% | |"
+        )
         hf = w["variants"]["hf-eager"]["tokens_per_s"]
         for name, v in w["variants"].items():
             lines.append(
@@ -376,8 +440,10 @@ def cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per variant")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before them")
+    parser.add_argument("--steps", type=int, help="timed steps per variant (default: per setting)")
+    parser.add_argument(
+        "--warmup", type=int, help="untimed steps before them (default: per setting)"
+    )
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--threads", type=int, nargs="+", default=list(THREADS))
     parser.add_argument("--worker", choices=sorted(SETTINGS), help=argparse.SUPPRESS)
@@ -390,14 +456,19 @@ def main() -> None:
         return
     import transformers
 
+    from rewritelab import __version__
+    from rewritelab.runs import git_hash
+
     load_start, started = os.getloadavg(), time.perf_counter()
     workers = []
     with tempfile.TemporaryDirectory() as scratch:
         for setting in args.settings:
-            data_dir = make_dataset(setting, Path(scratch), args.warmup + args.steps)
+            warmup = args.warmup if args.warmup is not None else SETTINGS[setting]["warmup_steps"]
+            steps = args.steps or SETTINGS[setting]["timed_steps"]
+            data_dir = make_dataset(setting, Path(scratch), warmup + steps)
             for threads in args.threads:
                 print(f"measuring {setting} at {threads} thread(s)...", file=sys.stderr)
-                workers.append(run_worker(setting, threads, data_dir, args.warmup, args.steps))
+                workers.append(run_worker(setting, threads, data_dir, warmup, steps))
     table = markdown_table(workers)
     load_end = os.getloadavg()
     result = {
@@ -405,22 +476,29 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/bench_train.py", *sys.argv[1:]]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "elapsed_s": round(time.perf_counter() - started, 1),
-        "machine": {"nproc": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-                    "cpu_model": cpu_model(), "platform": platform.platform()},  # fmt: skip
+        "machine": {
+            "nproc": os.cpu_count(),
+            "usable_cores": len(os.sched_getaffinity(0)),
+            "cpu_model": cpu_model(),
+            "platform": platform.platform(),
+        },
         "load_average_start": load_start,
         "load_average_end": load_end,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__},  # fmt: skip
-        "warmup_steps": args.warmup,
-        "timed_steps": args.steps,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "rewritelab": __version__,
+            "git_hash": git_hash(),
+        },
         "threads": args.threads,
         "settings": {name: SETTINGS[name] for name in args.settings},
         "workers": workers,
     }
     header = (
         f"{result['date']}, {result['machine']['cpu_model']} ({result['machine']['nproc']} "
-        f"cores), torch {torch.__version__}, {args.warmup} warm-up + {args.steps} timed steps, "
-        f"load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end"
+        f"cores), torch {torch.__version__}, warm-up + timed steps per variant as in each "
+        f"ceiling row, load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end"
     )
     print(f"\n{header}\n\n{table}")
     args.out.mkdir(parents=True, exist_ok=True)

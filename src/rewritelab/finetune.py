@@ -21,7 +21,7 @@ from rewritelab.batches import Batches, check_dataset, dataset_alphabet, dataset
 from rewritelab.errors import RewritelabError
 from rewritelab.evaluate import check_context, choose_path, model_context, verdicts_of
 from rewritelab.finetune_config import FinetuneConfig
-from rewritelab.loop import lm_loss, run_training
+from rewritelab.loop import lm_loss, train_run
 from rewritelab.pretrained import (
     ADAPTER_DIR,
     MODEL_DIR,
@@ -30,7 +30,7 @@ from rewritelab.pretrained import (
     without_reinitialize,
 )
 from rewritelab.prompts import check_codec, encode_dataset_split, resolve_template
-from rewritelab.runs import RunDirectory, apply_threads, pick_device, provenance
+from rewritelab.runs import RunDirectory
 
 
 class FinetuneTrainee:
@@ -72,7 +72,7 @@ class FinetuneTrainee:
             multiple=8 if device.type == "cuda" else 1,
         )
         self.steps_per_epoch = self.batch.per_epoch
-        self.eval_every_default = config.max_steps  # at the end only
+        self.total_steps = self.eval_every_default = config.max_steps  # evaluated at the end
         self.train_examples = len(train_split)
         self.model = attach_lora(model, config) if config.method == "lora" else model
 
@@ -105,6 +105,9 @@ class FinetuneTrainee:
             model, _ = load_base(directory, without_reinitialize(self.config), self.device)
             self.model.load_state_dict(model.state_dict())
 
+    def data_identity(self) -> dict:
+        return dataset_digest(self.manifest)
+
     def facts(self) -> dict:
         peft_config = getattr(self.model, "peft_config", None)
         return {
@@ -134,19 +137,12 @@ def finetune(
 ) -> dict:
     """Fine-tune `base` on the dataset in `data_dir`, writing the run to `out_dir`; return the
     final metrics. `resume=True` continues the run in `out_dir` from its latest checkpoint."""
-    config.validate()
-    run = RunDirectory(out_dir)
-    if resume:
-        if str(run.recorded().get("base")) != str(base):
-            raise RewritelabError(f"cannot resume {run.path}: it fine-tunes another base model")
-    else:
-        run.refuse_existing()
-    threads = apply_threads(config.threads)
-    device = pick_device(config.device)
-    trainee = FinetuneTrainee(base, Path(data_dir), config, device)
-    dataset = dataset_digest(trainee.manifest)
-    if resume:
-        run.check_resumable(config, dataset)
-    else:
-        run.create(config, dataset, {**trainee.facts(), **provenance(device, threads)})
-    return run_training(trainee, config, run, config.max_steps, resume, progress, threads)
+    if resume and str(RunDirectory(out_dir).recorded().get("base")) != str(base):
+        raise RewritelabError(f"cannot resume {out_dir}: it fine-tunes another base model")
+    return train_run(
+        lambda device: FinetuneTrainee(base, Path(data_dir), config, device),
+        config,
+        out_dir,
+        resume,
+        progress,
+    )

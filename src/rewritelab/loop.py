@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +31,14 @@ from tqdm import tqdm
 from rewritelab.batches import to_device
 from rewritelab.errors import RewritelabError
 from rewritelab.model import IGNORE
-from rewritelab.runs import RunDirectory, autocast_dtype, parse_device
+from rewritelab.runs import (
+    RunDirectory,
+    apply_threads,
+    autocast_dtype,
+    parse_device,
+    pick_device,
+    provenance,
+)
 from rewritelab.seeds import seed_of
 
 MicroBatch = tuple[np.ndarray, np.ndarray]  # input ids (B, T), targets (B, T - 1), IGNORE = no loss
@@ -117,9 +125,16 @@ class Trainee(Protocol):
     """What a training path gives the loop."""
 
     model: torch.nn.Module
+    total_steps: int
     steps_per_epoch: int
     eval_every_default: int  # steps between evaluations when the config says 0
     final_dir: str  # where the final weights go in the run directory ("model", "adapter")
+
+    def data_identity(self) -> dict:
+        """What identifies the training data (a resume must find the same)."""
+
+    def facts(self) -> dict:
+        """Facts recorded in run_config.json when the run starts (sizes, counts)."""
 
     def batch(self, step: int) -> tuple[list[MicroBatch], int]:
         """The micro-batches of optimiser step `step`, and its real (non-padding) tokens."""
@@ -286,27 +301,44 @@ def _accuracies(metrics: dict) -> dict:
     }
 
 
-def run_training(
-    trainee: Trainee,
+def train_run(
+    make_trainee: Callable[[torch.device], Trainee],
     config: LoopConfig,
-    run: RunDirectory,
-    total_steps: int,
-    resume: bool,
-    progress: bool,
-    threads: int,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
 ) -> dict:
-    """Resume (if asked) and run the loop; a finished run returns its last metrics. A resume
-    under another thread count is reported: on CPU, float rounding may then differ."""
-    loop = Loop(trainee, config, run, total_steps)
+    """Start (or resume) a run of the trainee `make_trainee(device)` builds in `out_dir` and
+    train it to the end; return its last metrics. A new run never overwrites a directory; a
+    resumed one must have the same config and data. A finished run returns its metrics."""
+    config.validate()
+    run = RunDirectory(out_dir)
+    if not resume:
+        run.refuse_existing()
+    threads = apply_threads(config.threads)
+    device = pick_device(config.device)
+    trainee = make_trainee(device)
+    if resume:
+        run.check_resumable(config, trainee.data_identity())
+    else:
+        run.create(
+            config, trainee.data_identity(), {**trainee.facts(), **provenance(device, threads)}
+        )
+    loop = Loop(trainee, config, run, trainee.total_steps)
     start = loop.resume() if resume else 0
     if resume:
-        recorded_threads = run.recorded().get("threads")
-        if recorded_threads not in (None, threads):
-            print(
-                f"note: {run.path} was started with {recorded_threads} thread(s) and resumes "
-                f"with {threads}; on CPU its metrics may differ in the last digits",
-                file=sys.stderr,
-            )
-        if start >= total_steps and run.finished(trainee.final_dir):
+        _report_thread_change(run, threads)
+        if start >= trainee.total_steps and run.finished(trainee.final_dir):
             return run.last_metrics()
     return loop.run(start, progress)
+
+
+def _report_thread_change(run: RunDirectory, threads: int) -> None:
+    """On CPU, float rounding may differ under another thread count: say so."""
+    recorded_threads = run.recorded().get("threads")
+    if recorded_threads not in (None, threads):
+        print(
+            f"note: {run.path} was started with {recorded_threads} thread(s) and resumes "
+            f"with {threads}; on CPU its metrics may differ in the last digits",
+            file=sys.stderr,
+        )

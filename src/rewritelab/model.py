@@ -375,6 +375,26 @@ def _load_hf_state(model: GPT, state: dict[str, torch.Tensor], where: Path) -> N
     model.load_state_dict(ours, strict=False)  # lm_head.weight is wte.weight
 
 
+class GPTTrainee:
+    """What every trainee of our GPT shares (`rewritelab.loop.Trainee`): its summed loss, and
+    weights saved and reloaded as a model directory. Subclasses set `model` and `tokenizer`."""
+
+    final_dir = RUN_MODEL_DIR
+    model: GPT
+    tokenizer: Tokenizer
+
+    @staticmethod
+    def loss(model: GPT, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return model.loss(ids, targets, reduction="sum")
+
+    def save(self, directory: Path) -> None:
+        save_model(self.model, self.tokenizer, directory)
+
+    def load(self, directory: Path) -> None:
+        saved, _ = load_model(directory, self.model.device)
+        self.model.load_state_dict(saved.state_dict())
+
+
 def resolve_model_dir(path: str | Path) -> Path:
     """The model directory named by `path`: a model directory itself, or a run's final model."""
     path = Path(path)

@@ -31,17 +31,15 @@ import torch.nn.functional as F
 
 from rewritelab.config import load_config
 from rewritelab.errors import RewritelabError
-from rewritelab.loop import LoopConfig, check_ints, run_training
+from rewritelab.loop import LoopConfig, check_ints, train_run
 from rewritelab.model import (
     GPT,
-    RUN_MODEL_DIR,
+    GPTTrainee,
     ModelConfig,
     build_model,
     count_parameters,
-    load_model,
-    save_model,
 )
-from rewritelab.runs import RunDirectory, apply_threads, pick_device, provenance
+from rewritelab.runs import RunDirectory
 from rewritelab.seeds import seed_of, stream
 from rewritelab.tokenizer import Tokenizer
 
@@ -158,14 +156,12 @@ def window_batch(tokens: np.ndarray, starts: np.ndarray, width: int) -> np.ndarr
 # ------------------------------------------------------------------ training
 
 
-class PretrainTrainee:
+class PretrainTrainee(GPTTrainee):
     """Our GPT as a causal LM on random windows of a token stream; evaluated by its loss on
     fixed held-out windows."""
 
-    final_dir = RUN_MODEL_DIR
-
     def __init__(self, corpus_paths: list, config: PretrainConfig, device: torch.device):
-        self.config, self.width = config, config.model.context
+        self.config, self.width, self.corpus_paths = config, config.model.context, corpus_paths
         self.tokenizer = Tokenizer(config.alphabet())
         self.files = corpus_files(corpus_paths, config.file_pattern)
         tokens, self.corpus = encode_corpus(self.files, self.tokenizer, config.max_corpus_chars)
@@ -178,7 +174,7 @@ class PretrainTrainee:
         rng = stream(config.seed, "eval_subset", "validation")
         self.valid_starts = rng.integers(0, held_out - self.width, config.validation_windows)
         self.steps_per_epoch = max(1, len(self.train_tokens) // (config.batch_size * self.width))
-        self.eval_every_default = config.max_steps
+        self.total_steps = self.eval_every_default = config.max_steps
         init_seed = seed_of(config.seed, "model_init")
         self.model: GPT = build_model(config.model, self.tokenizer, init_seed).to(device)
 
@@ -189,10 +185,6 @@ class PretrainTrainee:
         )
         ids = window_batch(self.train_tokens, starts, self.width)
         return [(ids, ids[:, 1:])], ids.size
-
-    @staticmethod
-    def loss(model: GPT, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return model.loss(ids, targets, reduction="sum")
 
     def evaluate(self) -> dict[str, float]:
         return {"validation_loss": self.validation_loss()}
@@ -208,15 +200,12 @@ class PretrainTrainee:
             losses.append(F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten()).item())
         return float(np.mean(losses))
 
-    def save(self, directory: Path) -> None:
-        save_model(self.model, self.tokenizer, directory)
-
-    def load(self, directory: Path) -> None:
-        saved, _ = load_model(directory, self.model.device)
-        self.model.load_state_dict(saved.state_dict())
+    def data_identity(self) -> dict:
+        return {"paths": [str(p) for p in self.corpus_paths], **self.corpus}
 
     def facts(self) -> dict:
         return {
+            "validation_loss_before": self.validation_loss(),
             "corpus": self.corpus,
             "first_files": [str(f) for f in self.files[:5]],
             "total_steps": self.config.max_steps,
@@ -233,33 +222,20 @@ def pretrain(
 ) -> dict:
     """Pretrain a GPT on the text files of `corpus_paths` into the run directory `out_dir`
     (the model in `out_dir/model`); return the validation losses before and after, and facts
-    about the corpus."""
-    config.validate()
-    run = RunDirectory(out_dir)
-    if not resume:
-        run.refuse_existing()
-    threads = apply_threads(config.threads)
-    device = pick_device(config.device)
-    trainee = PretrainTrainee(corpus_paths, config, device)
-    corpus = {"paths": [str(p) for p in corpus_paths], **trainee.corpus}
-    if resume:
-        run.check_resumable(config, corpus)
-        before = run.recorded()["validation_loss_before"]
-    else:
-        before = trainee.validation_loss()
-        facts = {**trainee.facts(), "validation_loss_before": before}
-        run.create(config, corpus, {**facts, **provenance(device, threads)})
-    if config.max_steps == 0:  # a 'scratch' base: the initialised model, saved as it is
-        trainee.save(run.staging(RUN_MODEL_DIR))
-        run.publish(RUN_MODEL_DIR)
-        final = {"validation_loss": before}
-    else:
-        final = run_training(trainee, config, run, config.max_steps, resume, progress, threads)
+    about the corpus. `max_steps = 0` saves the initialised model (a 'scratch' base)."""
+    trainees = []
+
+    def make_trainee(device: torch.device) -> PretrainTrainee:
+        trainees.append(PretrainTrainee(corpus_paths, config, device))
+        return trainees[-1]
+
+    final = train_run(make_trainee, config, out_dir, resume, progress)
+    before = RunDirectory(out_dir).recorded()["validation_loss_before"]
     return {
         "validation_loss_before": before,
-        "validation_loss_after": final["validation_loss"],
+        "validation_loss_after": final.get("validation_loss", before),
         "train_loss_last": final.get("train_loss"),
-        "corpus": trainee.corpus,
+        "corpus": trainees[0].corpus,
         "steps": config.max_steps,
-        "parameters": count_parameters(trainee.model),
+        "parameters": count_parameters(trainees[0].model),
     }

@@ -54,17 +54,15 @@ from rewritelab.batches import (
 from rewritelab.config import from_dict, load_config
 from rewritelab.errors import RewritelabError
 from rewritelab.evaluate import check_context, fast_verdicts
-from rewritelab.loop import LoopConfig, check_ints, run_training
+from rewritelab.loop import LoopConfig, check_ints, train_run
 from rewritelab.model import (
     GPT,
-    RUN_MODEL_DIR,
+    GPTTrainee,
     ModelConfig,
     build_model,
     count_parameters,
-    load_model,
-    save_model,
 )
-from rewritelab.runs import RunDirectory, apply_threads, pick_device, provenance
+from rewritelab.runs import RunDirectory
 from rewritelab.seeds import seed_of
 from rewritelab.tokenizer import LOSS_MODES, Tokenizer
 
@@ -110,10 +108,8 @@ def saved_train_config(run_dir: str | Path, overrides: list[str] = ()) -> TrainC
     )
 
 
-class ScratchTrainee:
+class ScratchTrainee(GPTTrainee):
     """A freshly initialised GPT, its training batches and its seen/unseen evaluation."""
-
-    final_dir = RUN_MODEL_DIR
 
     def __init__(self, config: TrainConfig, data_dir: Path, device: torch.device):
         self.config, self.data_dir = config, data_dir
@@ -141,12 +137,9 @@ class ScratchTrainee:
             multiple=8 if device.type == "cuda" else 1,
         )
         self.steps_per_epoch = self.eval_every_default = self.batch.per_epoch
+        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
         init_seed = seed_of(config.seed, "model_init")
         self.model: GPT = build_model(config.model, self.tokenizer, init_seed).to(device)
-
-    @staticmethod
-    def loss(model: GPT, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return model.loss(ids, targets, reduction="sum")
 
     def evaluate(self) -> dict[str, float]:
         return {
@@ -156,17 +149,13 @@ class ScratchTrainee:
             for name, split in self.evals.items()
         }
 
-    def save(self, directory: Path) -> None:
-        save_model(self.model, self.tokenizer, directory)
+    def data_identity(self) -> dict:
+        return dataset_digest(self.manifest)
 
-    def load(self, directory: Path) -> None:
-        saved, _ = load_model(directory, self.model.device)
-        self.model.load_state_dict(saved.state_dict())
-
-    def facts(self, total_steps: int) -> dict:
+    def facts(self) -> dict:
         split: EncodedSplit = self.train_split
         return {
-            "total_steps": total_steps,
+            "total_steps": self.total_steps,
             "steps_per_epoch": self.steps_per_epoch,
             "parameters": count_parameters(self.model),
             "train_examples": len(split),
@@ -183,17 +172,10 @@ def train(
 ) -> dict:
     """Train a GPT on the dataset in `data_dir`, writing the run to `out_dir`; return the
     final metrics. `resume=True` continues the run in `out_dir` from its latest checkpoint."""
-    config.validate()
-    run = RunDirectory(out_dir)
-    if not resume:
-        run.refuse_existing()
-    threads = apply_threads(config.threads)
-    device = pick_device(config.device)
-    trainee = ScratchTrainee(config, Path(data_dir), device)
-    dataset = dataset_digest(trainee.manifest)
-    total_steps = config.max_steps or config.epochs * trainee.steps_per_epoch
-    if resume:
-        run.check_resumable(config, dataset)
-    else:
-        run.create(config, dataset, {**trainee.facts(total_steps), **provenance(device, threads)})
-    return run_training(trainee, config, run, total_steps, resume, progress, threads)
+    return train_run(
+        lambda device: ScratchTrainee(config, Path(data_dir), device),
+        config,
+        out_dir,
+        resume,
+        progress,
+    )

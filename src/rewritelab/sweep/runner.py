@@ -142,7 +142,7 @@ def run_sweep(
     database: ResultsDatabase,
     workdir: str | Path,
     executor: str = "local",
-    jobs: int | None = None,
+    jobs: int | None = 1,  # None: one per core on a CPU (`default_jobs`)
     retry_failed: bool = False,
     address: str | None = None,
     progress: bool = True,
