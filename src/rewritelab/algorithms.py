@@ -12,7 +12,7 @@ and records what the interpreter (`rules.MarkovAlgorithm.run`) does with them:
   only if it stops (terminal rule, or no rule applies) within `max_steps` steps on a word
   without markers. Intermediate words may hold markers.
 - An algorithm is kept only if it halts on each of `PROBE_INPUTS` fresh inputs, first try
-  (otherwise another is drawn, at most `MAX_ALGORITHM_DRAWS` per requested algorithm); each
+  (otherwise another is drawn; `MAX_ALGORITHM_DRAWS` rejections in a row give up); each
   example's input is then redrawn until the run halts (at most `MAX_INPUT_DRAWS` times). Either
   limit ends generation with a one-line error naming the settings to change.
 - Inputs: exactly `round(noop_share * N)` inputs of a split are no-ops (no rule applies; a
@@ -30,12 +30,14 @@ and records what the interpreter (`rules.MarkovAlgorithm.run`) does with them:
   classic split, and the manifest says why. Classic algorithms are kept out of training like
   test algorithms.
 
-A record (one JSON line): `algorithm` (id), `rules` (`[x, y, terminal]` each), `rule_count`,
+A record (one JSON line): `algorithm` (id), `rules` (`{x, y, terminal}` each), `rule_count`,
 `input`, `output` (the final word), `step_output` (the word after one step; the input when no
 rule applies), `noop`, `steps`, `halt` (`"terminal"` or `"no_rule"`) and `trace` (the word after
 each step, so `len(trace) == steps` and `trace[-1] == output` when `steps > 0`). The three
 training targets read the same record: `step` -> `step_output`, `final` -> `output`, `trace` ->
-`trace or [output]`.
+`trace or [output]`. Rules are objects rather than `[x, y, terminal]` triples because Hugging
+Face `datasets` reads a list mixing strings and booleans as JSON values and decodes the pattern
+"0" as the integer 0; objects load as typed structs.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ SPLIT_FILES = {
 }
 CLASSIC_DIR = Path(__file__).resolve().parents[2] / "examples" / "algorithms"
 PROBE_INPUTS = 8  # fresh inputs a drawn algorithm must halt on to be kept
-MAX_ALGORITHM_DRAWS = 500  # candidate algorithms per requested algorithm before giving up
+MAX_ALGORITHM_DRAWS = 2000  # candidate algorithms rejected in a row before giving up
 MAX_INPUT_DRAWS = 100  # inputs per example before giving up
 MAX_PATTERN_DRAWS = 20  # draws of one rule's pattern (or replacement) before dropping the algorithm
 
@@ -218,9 +220,9 @@ def draw_algorithms(
     """`split.instructions` distinct algorithms that halt on probe inputs, avoiding `taken`."""
     sampler = AlgorithmSampler(split, alphabet)
     chosen: dict[Key, MarkovAlgorithm] = {}
-    for _ in range(MAX_ALGORITHM_DRAWS * split.instructions):
-        if len(chosen) == split.instructions:
-            break
+    rejected = 0  # candidates rejected since the last one kept
+    while len(chosen) < split.instructions and rejected < MAX_ALGORITHM_DRAWS:
+        rejected += 1
         algorithm = sampler.draw(rng)
         if (
             algorithm is None
@@ -234,6 +236,7 @@ def draw_algorithms(
         )
         if all(probes):
             chosen[algorithm.rules] = algorithm
+            rejected = 0
     if len(chosen) < split.instructions:
         raise RewritelabError(
             f"{name}: found only {len(chosen)} of {split.instructions} distinct algorithms that "
@@ -267,7 +270,9 @@ def make_record(algorithm_id: int, algorithm: MarkovAlgorithm, word: str, run: R
     trace = [step.word for step in run.trace]
     return {
         "algorithm": algorithm_id,
-        "rules": [[rule.x, rule.y, rule.terminal] for rule in algorithm.rules],
+        "rules": [
+            {"x": rule.x, "y": rule.y, "terminal": rule.terminal} for rule in algorithm.rules
+        ],
         "rule_count": len(algorithm.rules),
         "input": word,
         "output": run.output,

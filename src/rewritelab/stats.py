@@ -172,7 +172,7 @@ def _histogram(counts: dict) -> str:
 
 
 def _algorithm_key(record: dict) -> tuple:
-    return tuple((x, y, terminal) for x, y, terminal in record["rules"])
+    return tuple((rule["x"], rule["y"], rule["terminal"]) for rule in record["rules"])
 
 
 @dataclass
