@@ -53,9 +53,9 @@ STREAMS = (
 MAX_RULE_ROUNDS = 50  # rounds of drawing rules without reaching the requested count
 
 
-def stream(seed: int, name: str) -> np.random.Generator:
-    """The independent random generator for one named source of randomness."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS.index(name),)))
+def stream(seed: int, name: str, names: tuple[str, ...] = STREAMS) -> np.random.Generator:
+    """The independent random generator for one named source of randomness among `names`."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(names.index(name),)))
 
 
 @dataclass(frozen=True)
@@ -393,14 +393,19 @@ def generate_dataset(
         )
     if out_dir.exists() and not out_dir.is_dir():
         raise RewritelabError(f"output path {out_dir} exists and is not a directory")
+    if spec.task == "markov":  # the algorithm task builds on this module's machinery
+        from rewritelab.algorithms import build_algorithm_splits as build
+        from rewritelab.algorithms import write_algorithm_splits as write
+    else:
+        build, write = build_splits, _write_splits
     with tqdm(total=4, disable=not progress, unit="stage") as bar:
-        splits = build_splits(spec, bar)
+        splits = build(spec, bar)
         bar.set_description("writing")
         staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
-            manifest = _write_splits(spec, splits, staging)
+            manifest = write(spec, splits, staging)
             _replace_directory(staging, out_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -30,6 +30,13 @@ Config file layout (TOML; YAML with the same keys also works):
     [test]
     instructions = 1000
     examples_per_instruction = 10
+
+`task = "markov"` selects the algorithm task (see `algorithms`): an instruction is a random
+Markov algorithm, `disjoint` is `"algorithms"` (default) or `"rules"`, `classic = true` adds the
+example algorithms that fit, and the splits take `rules`, `markers`, `terminal_share`,
+`max_steps` besides the counts, spreads, `noop_share` and lengths. Keys of one task are refused
+in the other. Config files of the algorithm task default to short patterns and inputs
+(`MARKOV_SPLIT_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -47,7 +54,8 @@ from rewritelab.families import FAMILIES, block_sizes, get_family, pattern_count
 
 DEFAULT_ALPHABET = string.ascii_lowercase
 SPREADS = ("uniform", "power")
-DISJOINT_MODES = ("pairs", "patterns")
+TASKS = ("rule", "markov")
+DISJOINT_MODES = {"rule": ("pairs", "patterns"), "markov": ("algorithms", "rules")}
 
 # Composition settings: the test split inherits these from train unless it sets them.
 COMPOSITION_KEYS = (
@@ -60,7 +68,29 @@ COMPOSITION_KEYS = (
     "input_length",
     "pattern_length",
     "replacement_length",
+    "rules",
+    "markers",
+    "terminal_share",
+    "max_steps",
 )
+# Settings that only one task reads: setting one for the other task is refused by name.
+ALGORITHM_KEYS = ("rules", "markers", "terminal_share", "max_steps")
+RULE_TASK_KEYS = (
+    "occurrences",
+    "occurrence_weights",
+    "families",
+    "family_weights",
+    "k",
+    "subsample",
+    "subsample_spread",
+    "subsample_alpha",
+)
+# Defaults of the algorithm task in config files: short rules, so that several fire on a word.
+MARKOV_SPLIT_DEFAULTS = {
+    "pattern_length": (1, 3),
+    "replacement_length": (0, 3),
+    "input_length": (1, 12),
+}
 
 
 @dataclass(frozen=True)
@@ -84,6 +114,10 @@ class SplitSpec:
     subsample: float | None = None
     subsample_spread: str = "uniform"
     subsample_alpha: float = 1.0
+    rules: tuple[int, int] = (2, 4)
+    markers: str = ""
+    terminal_share: float = 0.25
+    max_steps: int = 12
 
     @property
     def total_examples(self) -> int:
@@ -122,6 +156,32 @@ class SplitSpec:
             if not 0 < self.subsample <= 1:
                 raise RewritelabError(f"{name}.subsample must be in (0, 1], got {self.subsample}")
             _check_spread(self.subsample_spread, self.subsample_alpha, f"{name}.subsample_spread")
+
+    def validate_algorithms(self, name: str, alphabet: str) -> None:
+        """The checks of the algorithm task (`task = "markov"`), naming the first bad setting."""
+        _check_counts(self, name)
+        _check_spread(self.spread, self.alpha, f"{name}.spread")
+        _check_range(self.input_length, f"{name}.input_length", 0)
+        _check_range(self.pattern_length, f"{name}.pattern_length", 1)
+        _check_range(self.replacement_length, f"{name}.replacement_length", 0)
+        _check_range(self.rules, f"{name}.rules", 1)
+        _check_markers(self.markers, alphabet, f"{name}.markers")
+        for key in ("noop_share", "terminal_share"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise RewritelabError(f"{name}.{key} must be in [0, 1], got {getattr(self, key)}")
+        if self.max_steps < 1:
+            raise RewritelabError(f"{name}.max_steps must be >= 1, got {self.max_steps}")
+        patterns = self._capacity(self.pattern_length, len(alphabet) + len(self.markers))
+        if self.rules[0] > patterns:
+            raise RewritelabError(
+                f"{name}: algorithms of {self.rules[0]} rules need as many distinct patterns, but "
+                f"the alphabet, markers and pattern_length allow only {patterns}"
+            )
+        if self.noop_share < 1 and self.pattern_length[0] > self.input_length[1]:
+            raise RewritelabError(
+                f"{name}: patterns of at least {self.pattern_length[0]} letters never fit inputs "
+                f"of at most {self.input_length[1]}, so no rule could apply (noop_share < 1)"
+            )
 
 
 def _check_counts(split: SplitSpec, name: str) -> None:
@@ -175,6 +235,21 @@ def _check_lengths(split: SplitSpec, name: str) -> None:
             )
 
 
+def _check_markers(markers: str, alphabet: str, where: str) -> None:
+    _check_letters(markers, where)
+    shared = sorted(set(markers) & set(alphabet))
+    if shared:
+        raise RewritelabError(f"{where} must not use alphabet letters, got {''.join(shared)!r}")
+
+
+def _check_task_keys(split: SplitSpec, name: str, task: str) -> None:
+    """Refuse a setting the task ignores (set to anything but its default)."""
+    foreign = RULE_TASK_KEYS if task == "markov" else ALGORITHM_KEYS
+    for key in foreign:
+        if getattr(split, key) != _SPLIT_FIELDS[key].default:
+            raise RewritelabError(f"{name}.{key} does not apply to task = {task!r}")
+
+
 def _check_weights(weights: tuple[float, ...] | None, count: int, where: str) -> None:
     if weights is None:
         return
@@ -211,20 +286,36 @@ class DatasetSpec:
 
     seed: int = 0
     alphabet: str = DEFAULT_ALPHABET
-    disjoint: str = "pairs"
+    disjoint: str | None = None  # None: the task's first mode ("pairs", or "algorithms")
     seen_test_examples: int = 1000
     train: SplitSpec = field(default_factory=lambda: SplitSpec(examples_per_instruction=100))
     test: SplitSpec = field(default_factory=lambda: SplitSpec(examples_per_instruction=10))
+    task: str = "rule"
+    classic: bool = True  # algorithm task: add the example algorithms that fit (classic split)
+
+    def __post_init__(self) -> None:
+        if self.disjoint is None and self.task in DISJOINT_MODES:
+            object.__setattr__(self, "disjoint", DISJOINT_MODES[self.task][0])
 
     def validate(self) -> DatasetSpec:
         """Check the whole spec; return it so construction and validation chain."""
         _check_alphabet(self.alphabet)
-        if self.disjoint not in DISJOINT_MODES:
+        if self.task not in TASKS:
+            raise RewritelabError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        modes = DISJOINT_MODES[self.task]
+        if self.disjoint not in modes:
             raise RewritelabError(
-                f"disjoint must be one of {', '.join(DISJOINT_MODES)}, got {self.disjoint!r}"
+                f"disjoint must be one of {', '.join(modes)} for task = {self.task!r}, "
+                f"got {self.disjoint!r}"
             )
         if self.seen_test_examples < 0:
             raise RewritelabError(f"seen_test_examples must be >= 0, got {self.seen_test_examples}")
+        for name, split in (("train", self.train), ("test", self.test)):
+            _check_task_keys(split, name, self.task)
+        if self.task == "markov":
+            self.train.validate_algorithms("train", self.alphabet)
+            self.test.validate_algorithms("test", self.alphabet)
+            return self
         self.train.validate("train", len(self.alphabet))
         self.test.validate("test", len(self.alphabet))
         if self.test.subsample is not None:
@@ -251,9 +342,24 @@ class DatasetSpec:
                 "distinct rules exist for this alphabet and these lengths"
             )
 
+    @property
+    def markers(self) -> str:
+        """Every marker letter either split may use (algorithm task), in first-seen order."""
+        return "".join(dict.fromkeys(self.train.markers + self.test.markers))
+
     def to_dict(self) -> dict[str, Any]:
-        """The resolved spec as plain JSON-able data (what the manifest records)."""
-        return dataclasses.asdict(self)
+        """The resolved spec as plain JSON-able data (what the manifest records).
+
+        Only the task's own settings are recorded, so single-rule manifests (and the sweep's
+        cache keys, hashed from this) are what they were before the algorithm task existed.
+        """
+        data = dataclasses.asdict(self)
+        if self.task == "rule":
+            del data["task"], data["classic"]
+        for name in ("train", "test"):
+            for key in RULE_TASK_KEYS if self.task == "markov" else ALGORITHM_KEYS:
+                del data[name][key]
+        return data
 
 
 def _rule_shape(split: SplitSpec) -> tuple:
@@ -264,21 +370,34 @@ def _rule_shape(split: SplitSpec) -> tuple:
 def _check_alphabet(alphabet: str) -> None:
     if not alphabet:
         raise RewritelabError("alphabet must not be empty")
-    repeated = sorted({c for c in alphabet if alphabet.count(c) > 1})
+    _check_letters(alphabet, "alphabet")
+
+
+def _check_letters(letters: str, where: str) -> None:
+    repeated = sorted({c for c in letters if letters.count(c) > 1})
     if repeated:
-        raise RewritelabError(f"alphabet repeats letters: {''.join(repeated)!r}")
-    bad = [c for c in alphabet if not c.isprintable() or c.isspace() or c == "#"]
+        raise RewritelabError(f"{where} repeats letters: {''.join(repeated)!r}")
+    bad = [c for c in letters if not c.isprintable() or c.isspace() or c == "#"]
     if bad:
         raise RewritelabError(
-            f"alphabet contains unusable characters {bad!r} (whitespace, control, '#')"
+            f"{where} contains unusable characters {bad!r} (whitespace, control, '#')"
         )
 
 
 # ---------------------------------------------------------------- reading config files
 
 _SPLIT_FIELDS = {f.name: f for f in fields(SplitSpec)}
-_TOP_FIELDS = {"seed", "alphabet", "disjoint", "seen_test_examples", "train", "test"}
-_RANGE_KEYS = {"k", "input_length", "pattern_length", "replacement_length"}
+_TOP_FIELDS = {
+    "seed",
+    "alphabet",
+    "disjoint",
+    "seen_test_examples",
+    "train",
+    "test",
+    "task",
+    "classic",
+}
+_RANGE_KEYS = {"k", "input_length", "pattern_length", "replacement_length", "rules"}
 _TUPLE_KEYS = {"occurrences", "occurrence_weights", "families", "family_weights"}
 
 
@@ -291,11 +410,17 @@ def spec_from_dict(config: dict[str, Any]) -> DatasetSpec:
     test_values = _split_values(config.get("test", {}), "test")
     inherited = {k: v for k, v in train_values.items() if k in COMPOSITION_KEYS}
     top = {k: v for k, v in config.items() if k not in ("train", "test")}
-    _check_types(top, {"seed": int, "alphabet": str, "disjoint": str, "seen_test_examples": int})
+    _check_types(
+        top,
+        {"seed": int, "alphabet": str, "disjoint": str, "seen_test_examples": int, "task": str},
+    )
+    if "classic" in top and not isinstance(top["classic"], bool):
+        raise RewritelabError(f"classic must be true or false, got {top['classic']!r}")
+    defaults = MARKOV_SPLIT_DEFAULTS if top.get("task") == "markov" else {}
     spec = DatasetSpec(
         **top,
-        train=SplitSpec(**_default_counts(train_values, 100)),
-        test=SplitSpec(**_default_counts({**inherited, **test_values}, 10)),
+        train=SplitSpec(**_default_counts({**defaults, **train_values}, 100)),
+        test=SplitSpec(**_default_counts({**defaults, **inherited, **test_values}, 10)),
     )
     return spec.validate()
 
