@@ -13,7 +13,6 @@ import os
 import pickle
 import platform
 import shutil
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ import transformers
 from rewritelab import __version__
 from rewritelab.errors import RewritelabError
 from rewritelab.model import RUN_MODEL_DIR, load_model, save_model
+from rewritelab.provenance import git_hash
 from rewritelab.tokenizer import Tokenizer
 from rewritelab.train_config import SEED_STREAMS, TrainConfig, seed_of
 
@@ -42,21 +42,6 @@ def write_json_atomic(path: Path, data: dict) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(partial, path)
-
-
-def git_hash() -> str | None:
-    """The commit of the rewritelab source tree, if it is a git checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
 
 
 class RunDirectory:

@@ -44,9 +44,14 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
     hf_logging.disable_progress_bar()
     directory = Path(base)
     local = directory.is_dir()
-    hub = {"local_files_only": not config.allow_download}
+    hub = {"local_files_only": not config.allow_download, "trust_remote_code": False}
     try:
         model_config = AutoConfig.from_pretrained(str(base), **hub)
+        if getattr(model_config, "auto_map", None):
+            raise RewritelabError(
+                f"refusing base model {base}: it needs its own Python code (auto_map), which "
+                "rewritelab never runs"
+            )
         if local and is_char_tokenizer_dir(directory):
             codec = CharCodec(Tokenizer.load(directory))
         else:

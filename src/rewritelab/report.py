@@ -1,14 +1,17 @@
 """Figures and tables from a results database: seed means with standard errors, per experiment.
 
 `write_report(database, out_dir)` groups the finished points of each (experiment, preset) by
-their factor values, averages over seeds (mean, standard error, seed count), draws the figure
-that suits the experiment's kind (PNG and PDF), and writes `report.md` with the tables, the
-figures and the run metadata. E1 figures mark the paper's thresholds; the E5 table sits beside
-the paper's Table 1. Only matplotlib is needed (the `report` extra).
+their full resolved config (seeds aside; points of an edited experiment file never count as
+extra seeds of the old one: they get a `config` column), averages over seeds (mean, standard
+error, seed count), draws the figure that suits the experiment's kind (PNG and PDF), and
+writes `report.md` with the tables, the figures and the run metadata. E1 figures mark the
+paper's thresholds; the E5 table sits beside the paper's Table 1. Only matplotlib is needed
+(the `report` extra).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections import defaultdict
@@ -40,14 +43,39 @@ def mean_and_stderr(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(variance / n)
 
 
+def config_id(row: dict) -> str:
+    """A short hash of a row's full resolved config with the seeds left out: rows that share it
+    differ only by seed, and only such rows are averaged together."""
+    from rewritelab.sweep.experiment import content_hash
+
+    config = copy.deepcopy(row.get("config") or {})
+    config.pop("seed", None)
+    for section in ("dataset", "train"):
+        if isinstance(config.get(section), dict):
+            config[section].pop("seed", None)
+    return content_hash(config, 8)
+
+
+def distinguish_configs(rows: list[dict]) -> list[dict]:
+    """The rows, with a `config` factor added where one factor setting ran under several
+    configs (an experiment file edited between sweeps), so they are never averaged together."""
+    configs: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        configs[json.dumps(row["factors"], sort_keys=True)].add(config_id(row))
+    if all(len(found) == 1 for found in configs.values()):
+        return rows
+    return [{**row, "factors": {**row["factors"], "config": config_id(row)}} for row in rows]
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
-    """One entry per distinct factor setting: seed count and mean/stderr of each metric."""
-    groups: dict[str, list[dict]] = defaultdict(list)
+    """One entry per distinct full config (seeds aside): seed count and mean/stderr of each
+    metric."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         if row["status"] == "done":
-            groups[json.dumps(row["factors"], sort_keys=True)].append(row)
+            groups[(json.dumps(row["factors"], sort_keys=True), config_id(row))].append(row)
     summary = []
-    for key, members in groups.items():
+    for (key, _config), members in groups.items():
         entry: dict[str, Any] = {"factors": json.loads(key), "seeds": len(members)}
         for metric in METRICS:
             values = [m["metrics"][metric] for m in members if m["metrics"].get(metric) is not None]
@@ -230,6 +258,7 @@ def x_axis_factor(entries: list[dict]) -> str | None:
 
 def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> list[str]:
     """The report section of one experiment/preset: summary, figure, tables, failures."""
+    rows = distinguish_configs(rows)
     entries = aggregate(rows)
     failed = [r for r in rows if r["status"] == "failed"]
     done = [r for r in rows if r["status"] == "done"]
@@ -269,15 +298,40 @@ def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) 
     return lines
 
 
+def check_rows(rows: list[dict], where: str | Path) -> None:
+    """Refuse rows a report cannot use: factors that are not a table, or a finished point
+    whose metrics are not numbers."""
+    for row in rows:
+        if not isinstance(row["factors"], dict):
+            raise RewritelabError(f"{where}: point {row['point_id']} has invalid factors")
+        if row["status"] != "done":
+            continue
+        metrics = row["metrics"]
+        valid = isinstance(metrics, dict) and all(
+            metrics.get(m) is None
+            or (isinstance(metrics[m], int | float) and not isinstance(metrics[m], bool)
+                and math.isfinite(metrics[m]))
+            for m in METRICS
+        )  # fmt: skip
+        if not valid:
+            raise RewritelabError(f"{where}: point {row['point_id']} has invalid metrics")
+
+
 def write_report(database_path: str | Path, out_dir: str | Path) -> Path:
     """Write figures, `summary.json` and `report.md` for every experiment in the database."""
-    database = ResultsDatabase(database_path)
-    rows = database.rows()
-    database.close()
+    database = ResultsDatabase(database_path, readonly=True)
+    try:
+        rows = database.rows()
+    finally:
+        database.close()
     if not rows:
         raise RewritelabError(f"{database_path} holds no results")
+    check_rows(rows, database_path)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RewritelabError(f"cannot create report directory {out_dir}: {error}") from None
     by_experiment: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         by_experiment[(row["experiment"], row["preset"])].append(row)
