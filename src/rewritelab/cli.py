@@ -2,7 +2,8 @@
 
 It holds no logic of its own. Every error is printed as one line on stderr naming the problem:
 a user mistake (`RewritelabError`, or a bad argument) exits 2, anything else exits 1. The global
-`--debug` flag (`rewritelab --debug CMD ...`) shows the full traceback instead.
+`--debug` flag (`rewritelab --debug CMD ...`) shows the full traceback instead. Warnings raised
+by a command that then fails are dropped, so the error stays the one line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from rewritelab import __version__
@@ -146,9 +148,21 @@ def print_accuracy(metrics: dict) -> None:
         print(f"  {name}: {accuracy['accuracy']:.4f} ({accuracy['examples']} examples)")
 
 
+def check_predictions_path(path: str | None) -> None:
+    """Refuse, before any work, a predictions file that could not be written."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise RewritelabError(f"--predictions {path} is a directory")
+    if not target.parent.is_dir():
+        raise RewritelabError(f"--predictions {path}: no directory {target.parent}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rewritelab.evaluate import evaluate_run
 
+    check_predictions_path(args.predictions)
     metrics = evaluate_run(
         args.run, args.data, split=args.split, path=args.path,
         predictions_out=args.predictions, device=args.device,
@@ -229,6 +243,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_evaluate_finetuned(args: argparse.Namespace) -> int:
     from rewritelab.finetune_eval import evaluate_finetuned
 
+    check_predictions_path(args.predictions)
     metrics = evaluate_finetuned(
         args.run, args.data, split=args.split, path=args.path,
         predictions_out=args.predictions, device=args.device,
@@ -471,7 +486,13 @@ def describe(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings(record=True) as caught:  # shown only if nothing fails
+            warnings.simplefilter("default")
+            code = args.handler(args)
+        for warning in caught:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)  # fmt: skip
+        return code
     except KeyboardInterrupt:
         print("rewritelab: interrupted", file=sys.stderr)
         return 130
