@@ -345,7 +345,7 @@ def write_report(database_path: str | Path, out_dir: str | Path) -> Path:
     summary = {}
     for (name, preset), members in sorted(by_experiment.items()):
         lines += experiment_section(name, preset, members, out_dir) + [""]
-        summary[f"{name}/{preset}"] = aggregate(members)
+        summary[f"{name}/{preset}"] = aggregate(distinguish_configs(members))
     versions = sorted({json.dumps(r["versions"], sort_keys=True) for r in rows if r["versions"]})
     lines += ["## Run metadata", ""] + [f"- versions: `{v}`" for v in versions]
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
