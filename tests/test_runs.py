@@ -7,6 +7,7 @@ import torch
 from tiny_run import make_data, tiny_config
 
 from rewritelab.errors import RewritelabError
+from rewritelab.provenance import git_hash
 from rewritelab.runs import (
     RUN_CONFIG,
     RunDirectory,
@@ -14,7 +15,6 @@ from rewritelab.runs import (
     autocast_dtype,
     cpu_has_bf16,
     default_threads,
-    git_hash,
     pick_device,
     usable_cores,
 )

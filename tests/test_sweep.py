@@ -148,7 +148,7 @@ def test_sweep_runs_caches_records_and_reports(tmp_path, tiny):
     experiment = load_experiment(tiny)
     database = ResultsDatabase(tmp_path / "results.sqlite")
     counts = run_sweep(experiment, database, tmp_path / "work", progress=False)
-    assert counts == {"skipped": 0, "done": 4, "failed": 0}
+    assert counts == {"skipped": 0, "done": 4, "failed": 0, "failed_earlier": 0, "busy": 0}
     rows = database.rows()
     assert {r["status"] for r in rows} == {"done"}
     for row in rows:
@@ -157,7 +157,7 @@ def test_sweep_runs_caches_records_and_reports(tmp_path, tiny):
         assert row["device"] == "cpu" and "torch" in row["versions"]
     assert len(list((tmp_path / "work" / "datasets").iterdir())) == 4  # one per (I, seed)
     again = run_sweep(experiment, database, tmp_path / "work", progress=False)
-    assert again == {"skipped": 4, "done": 0, "failed": 0}
+    assert again == {"skipped": 4, "done": 0, "failed": 0, "failed_earlier": 0, "busy": 0}
     report = write_report(tmp_path / "results.sqlite", tmp_path / "report")
     text = report.read_text()
     assert "tiny" in text and "| instructions |" in text
@@ -199,10 +199,10 @@ def test_killed_sweep_resumes_where_it_stopped(tmp_path, tiny, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_sweep(experiment, database, tmp_path / "work", progress=False)
     statuses = [r["status"] for r in database.rows()]
-    assert statuses.count("done") == 1 and statuses.count("done") + statuses.count("running") == 4
+    assert statuses.count("done") == 1 and statuses.count("pending") == 3  # claims handed back
     monkeypatch.setattr(runner_module, "run_point", real_run_point)
     counts = run_sweep(experiment, database, tmp_path / "work", progress=False)
-    assert counts == {"skipped": 1, "done": 3, "failed": 0}
+    assert counts == {"skipped": 1, "done": 3, "failed": 0, "failed_earlier": 0, "busy": 0}
     attempts = {r["point_id"]: r["attempts"] for r in database.rows()}
     assert attempts[calls[0]] == 1  # the finished point was not run again
 
@@ -212,7 +212,7 @@ def test_ray_executor_runs_points_into_the_same_database(tmp_path, tiny):
     experiment = load_experiment(tiny, "small")
     database = ResultsDatabase(tmp_path / "r.sqlite")
     counts = run_sweep(experiment, database, tmp_path / "work", executor="ray", progress=False)
-    assert counts == {"skipped": 0, "done": 1, "failed": 0}
+    assert counts == {"skipped": 0, "done": 1, "failed": 0, "failed_earlier": 0, "busy": 0}
     assert database.rows()[0]["status"] == "done"
 
 
@@ -251,7 +251,8 @@ def test_finetune_points_run_through_the_same_runner(tmp_path, tiny):
     assert experiment.points()[0].method == "finetune"
     database = ResultsDatabase(tmp_path / "r.sqlite")
     counts = run_sweep(experiment, database, tmp_path / "work", progress=False)
-    assert counts == {"skipped": 0, "done": 1, "failed": 0}, database.rows()[0]["error"]
+    expected = {"skipped": 0, "done": 1, "failed": 0, "failed_earlier": 0, "busy": 0}
+    assert counts == expected, database.rows()[0]["error"]
     row = database.rows()[0]
     assert 0 <= row["unseen_accuracy"] <= 1 and row["metrics"]["unseen_examples"] == 20
     path.write_text(text.replace(f'base = "{base}"\n', ""))

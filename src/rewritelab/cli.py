@@ -1,7 +1,9 @@
 """The `rewritelab` command: parses arguments, calls the pipeline modules, prints.
 
-It holds no logic of its own. A user mistake (`RewritelabError`) is printed as one line on
-stderr with exit code 2; anything else is a bug and keeps its traceback.
+It holds no logic of its own. Every error is printed as one line on stderr naming the problem:
+a user mistake (`RewritelabError`, or a bad argument) exits 2, anything else exits 1. The global
+`--debug` flag (`rewritelab --debug CMD ...`) shows the full traceback instead. Warnings raised
+by a command that then fails are dropped, so the error stays the one line.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from rewritelab import __version__
 from rewritelab.errors import RewritelabError
+
+MAX_MESSAGE_CHARS = 300  # an error line longer than this is cut
 
 # Shortcut flags of `generate`: flag -> config key they set.
 GENERATE_SHORTCUTS = {
@@ -144,9 +149,21 @@ def print_accuracy(metrics: dict) -> None:
         print(f"  {name}: {accuracy['accuracy']:.4f} ({accuracy['examples']} examples)")
 
 
+def check_predictions_path(path: str | None) -> None:
+    """Refuse, before any work, a predictions file that could not be written."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise RewritelabError(f"--predictions {path} is a directory")
+    if not target.parent.is_dir():
+        raise RewritelabError(f"--predictions {path}: no directory {target.parent}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rewritelab.evaluate import evaluate_run
 
+    check_predictions_path(args.predictions)
     metrics = evaluate_run(
         args.run, args.data, split=args.split, path=args.path,
         predictions_out=args.predictions, device=args.device,
@@ -293,28 +310,39 @@ def find_experiment(name: str) -> Path:
     raise RewritelabError(f"no experiment file {name!r} (looked in ./experiments)")
 
 
-def _sweep(args: argparse.Namespace) -> tuple[Path, object]:
+def _sweep(args: argparse.Namespace) -> tuple[Path, dict]:
     from rewritelab.sweep import ResultsDatabase, load_experiment, run_sweep
+    from rewritelab.sweep.executors import check_executor, default_jobs
 
     experiment = load_experiment(find_experiment(args.experiment), args.preset)
+    jobs = default_jobs(experiment) if args.jobs is None else args.jobs
+    check_executor(args.executor, jobs)  # before the database exists
     workdir = Path(args.workdir or f"runs/{experiment.name}-{experiment.preset}")
     database_path = Path(args.db) if args.db else workdir / "results.sqlite"
     database = ResultsDatabase(database_path)
     print(f"{experiment.title}: {len(experiment.points())} points -> {database_path}")
     try:
         counts = run_sweep(
-            experiment, database, workdir, executor=args.executor, jobs=args.jobs,
+            experiment, database, workdir, executor=args.executor, jobs=jobs,
             retry_failed=args.retry_failed, address=args.address, progress=not args.quiet,
         )  # fmt: skip
+        ids = {point.point_id for point in experiment.points()}
+        failed = [r for r in database.rows() if r["point_id"] in ids and r["status"] == "failed"]
     finally:
         database.close()
-    print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}")
+    print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}"
+          + (f", running in another sweep {counts['busy']}" if counts["busy"] else ""))  # fmt: skip
+    if failed:
+        print(f"{len(failed)} points failed (rerun with --retry-failed to retry them):")
+        for row in failed:
+            print(f"  failed: {row['factors']} seed {row['seed']}: {row['error']}")
+    counts["failed_total"] = len(failed)
     return database_path, counts
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     _, counts = _sweep(args)
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed_total"] else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -338,7 +366,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     database_path, counts = _sweep(args)
     report = write_report(database_path, args.out or database_path.parent / "report")
     print(report.read_text(encoding="utf-8"))
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed_total"] else 0
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -357,11 +385,19 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line `rewritelab: error: ...` (exit 2), no usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"rewritelab: error: {one_line(message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="rewritelab", description="Controlled instruction-tuning research on rewrite rules."
     )
     parser.add_argument("--version", action="version", version=f"rewritelab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="full tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
     apply = commands.add_parser("apply", help="apply one rule 'x -> y' to a word")
@@ -432,16 +468,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """The first meaningful line of a message, cut to MAX_MESSAGE_CHARS characters."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return line if len(line) <= MAX_MESSAGE_CHARS else line[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def describe(error: BaseException) -> str:
+    """One line naming the problem behind an exception."""
+    if isinstance(error, RewritelabError):
+        return one_line(str(error))
+    if isinstance(error, MemoryError):
+        return "out of memory: the requested sizes are too large for this machine"
+    if isinstance(error, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({one_line(str(error))})"
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return one_line(f"{error.strerror}{where}")
+    if type(error).__name__ == "UnpicklingError":
+        return one_line(f"refused to unpickle a file (unsafe or corrupt): {error}")
+    return one_line(f"{type(error).__name__}: {error}") + " (rewritelab --debug shows more)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
-    except RewritelabError as error:
-        print(f"rewritelab: error: {error}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings(record=True) as caught:  # shown only if nothing fails
+            warnings.simplefilter("default")
+            code = args.handler(args)
+        for warning in caught:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)  # fmt: skip
+        return code
     except KeyboardInterrupt:
         print("rewritelab: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"rewritelab: error: {describe(error)}", file=sys.stderr)
+        return 2 if isinstance(error, RewritelabError) else 1
 
 
 if __name__ == "__main__":

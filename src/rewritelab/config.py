@@ -29,6 +29,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RewritelabError(f"cannot read config {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise RewritelabError(f"cannot read config {path}: not UTF-8 text") from None
     if path.suffix in (".yaml", ".yml"):
         return _parse_yaml(text, path)
     try:
@@ -45,7 +47,10 @@ def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise RewritelabError(f"config {path} is not valid YAML: {error}") from None
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise RewritelabError(f"config {path} is not valid YAML{line}: {problem}") from None
     if not isinstance(data, dict):
         raise RewritelabError(f"config {path} must hold a mapping of settings")
     return data

@@ -18,11 +18,16 @@ spec and seed give byte-identical files. The directory appears complete or not a
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import errno
+import glob
 import hashlib
 import json
 import os
 import shutil
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -382,17 +387,14 @@ def generate_dataset(
 ) -> dict:
     """Generate the dataset of `spec` into `out_dir`; return its manifest.
 
-    Refuses an existing `out_dir` unless `force`; even then the old directory is replaced only
-    once the new one is complete, so a failure never leaves a half-written dataset behind.
+    Refuses an existing `out_dir` unless `force`, and even then replaces only a rewritelab
+    dataset (a directory holding our manifest). Everything is checked before any work, and the
+    old directory is replaced only once the new one is complete (see `_replace_directory`).
     """
     spec.validate()
     out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        raise RewritelabError(
-            f"output directory {out_dir} already exists (use --force to replace it)"
-        )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RewritelabError(f"output path {out_dir} exists and is not a directory")
+    recover_leftovers(out_dir)
+    _check_output(out_dir, force)
     if spec.task == "markov":  # the algorithm task builds on this module's machinery
         from rewritelab.algorithms import build_algorithm_splits as build
         from rewritelab.algorithms import write_algorithm_splits as write
@@ -401,16 +403,58 @@ def generate_dataset(
     with tqdm(total=4, disable=not progress, unit="stage") as bar:
         splits = build(spec, bar)
         bar.set_description("writing")
-        staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+        staging = _staging_path(out_dir, "partial", os.getpid())
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
         try:
+            staging.mkdir(parents=True)
             manifest = write(spec, splits, staging)
+            _test_pause("written")
             _replace_directory(staging, out_dir)
+        except OSError as error:
+            raise RewritelabError(f"cannot write dataset {out_dir}: {error.strerror}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         bar.update()
     return manifest
+
+
+def _check_output(out_dir: Path, force: bool) -> None:
+    """Refuse, before any work, an output that exists (unless `force` and it is a dataset)."""
+    if out_dir.exists() or out_dir.is_symlink():
+        if not force:
+            raise RewritelabError(
+                f"output directory {out_dir} already exists (use --force to replace it)"
+            )
+        if out_dir.is_symlink() or not out_dir.is_dir():
+            raise RewritelabError(f"output path {out_dir} exists and is not a directory")
+        if out_dir.resolve() == Path.cwd().resolve() or not out_dir.resolve().name:
+            raise RewritelabError(f"refusing to replace the current directory {out_dir}")
+        if not is_dataset_dir(out_dir):
+            raise RewritelabError(
+                f"refusing to replace {out_dir}: not a rewritelab dataset (no manifest of ours)"
+            )
+    parent = out_dir.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RewritelabError(f"cannot write dataset {out_dir}: {parent} is not writable")
+
+
+def is_dataset_dir(directory: Path) -> bool:
+    """Whether `directory` holds a manifest written by rewritelab (what `--force` may replace)."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _test_pause(moment: str) -> None:
+    """Kill tests only: sleep at a named moment of the replacement when REWRITELAB_PAUSE_AT
+    names it (`written`, `swapping`, `half-swapped`, `swapped`), so a test can kill us there."""
+    if os.environ.get("REWRITELAB_PAUSE_AT") == moment:
+        print(f"paused at {moment}", file=sys.stderr, flush=True)
+        time.sleep(float(os.environ.get("REWRITELAB_PAUSE_S", "60")))
 
 
 def _write_splits(spec: DatasetSpec, splits: dict[str, SplitData], directory: Path) -> dict:
@@ -433,19 +477,93 @@ def _write_splits(spec: DatasetSpec, splits: dict[str, SplitData], directory: Pa
     return manifest
 
 
+def _staging_path(out_dir: Path, kind: str, pid: int) -> Path:
+    """A hidden sibling of `out_dir` owned by process `pid`: `.NAME.partial-PID` (a dataset being
+    written) or `.NAME.old-PID` (the dataset it replaces, moved aside)."""
+    out_dir = out_dir.resolve()
+    return out_dir.parent / f".{out_dir.name}.{kind}-{pid}"
+
+
 def _replace_directory(staging: Path, out_dir: Path) -> None:
-    """Move the finished staging directory into place, replacing an old one only at the end."""
+    """Move the finished `staging` directory to `out_dir`, atomically at every moment.
+
+    A new `out_dir` is one rename. An existing one is swapped with `staging` by a single
+    `renameat2(RENAME_EXCHANGE)` (Linux), so `out_dir` holds the old or the new dataset, never
+    neither; the old one, now at `staging`, is then deleted. Where the exchange is unsupported,
+    two renames (old -> `.NAME.old-PID`, new -> `out_dir`) leave a short half-swapped moment;
+    a kill there is repaired by the next run (`recover_leftovers` moves the old one back).
+    """
     if not out_dir.exists():
         try:
             staging.rename(out_dir)
         except OSError:  # another process finished the same directory first
             raise RewritelabError(f"output directory {out_dir} appeared while generating") from None
         return
-    retired = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    _test_pause("swapping")
+    if _exchange(staging, out_dir):
+        _test_pause("swapped")
+        return  # the caller deletes `staging`, which now holds the old dataset
+    retired = _staging_path(out_dir, "old", os.getpid())
     shutil.rmtree(retired, ignore_errors=True)
     out_dir.rename(retired)
+    _test_pause("half-swapped")
     staging.rename(out_dir)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if sys.platform != "linux" or os.environ.get("REWRITELAB_NO_EXCHANGE"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(
+        at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still exists (ours counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def recover_leftovers(out_dir: Path) -> None:
+    """Repair what killed generators left beside `out_dir`: if a kill fell between the two
+    renames of the fallback swap, move the old dataset back; then delete the hidden
+    `.NAME.partial-PID` / `.NAME.old-PID` directories of processes that are dead."""
+    parent, name = out_dir.resolve().parent, out_dir.resolve().name
+    if not name or not parent.is_dir():
+        return
+    leftovers = []
+    for path in parent.glob(f".{glob.escape(name)}.*-*"):
+        kind, _, pid = path.name[len(name) + 2 :].rpartition("-")
+        if kind in ("partial", "old") and pid.isdigit() and not pid_alive(int(pid)):
+            leftovers.append((kind, path))
+    for kind, path in leftovers:
+        if kind == "old" and not out_dir.exists() and is_dataset_dir(path):
+            path.rename(out_dir)  # killed half-swapped: the old dataset goes back
+    for _, path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def read_manifest(data_dir: str | Path) -> dict:
@@ -455,5 +573,5 @@ def read_manifest(data_dir: str | Path) -> dict:
         raise RewritelabError(f"{data_dir} is not a rewritelab dataset (no manifest.json)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: bad JSON, or not UTF-8
         raise RewritelabError(f"cannot read {path}: {error}") from None

@@ -46,9 +46,14 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
     if (directory / MODEL_DIR / "config.json").is_file():  # a pretraining run: its final model
         directory = base = directory / MODEL_DIR
     local = directory.is_dir()
-    hub = {"local_files_only": not config.allow_download}
+    hub = {"local_files_only": not config.allow_download, "trust_remote_code": False}
     try:
         model_config = AutoConfig.from_pretrained(str(base), **hub)
+        if getattr(model_config, "auto_map", None):
+            raise RewritelabError(
+                f"refusing base model {base}: it needs its own Python code (auto_map), which "
+                "rewritelab never runs"
+            )
         if local and is_char_tokenizer_dir(directory):
             codec = CharCodec(Tokenizer.load(directory))
         else:

@@ -1,17 +1,20 @@
 """Figures and tables from a results database: seed means with standard errors, per experiment.
 
 `write_report(database, out_dir)` groups the finished points of each (experiment, preset) by
-their factor values, averages over seeds (mean, standard error, seed count), draws the figure
-that suits the experiment's kind (PNG and PDF, see `rewritelab.figures`), fits the transition
-where the x axis is the instruction count (`rewritelab.transition`: I50 with a bootstrap
-interval, at the final evaluation and at each run's best training step), judges the paper's
-claim (`rewritelab.paper`), and writes `report.md` and `summary.json`. The experiment kind is
-read from the experiment name (the database does not record it): `e1`, `e1-dense` -> `e1`.
-Needs matplotlib and scipy (the `report` extra).
+their full resolved config (seeds aside; points of an edited experiment file never count as
+extra seeds of the old one: they get a `config` column), averages over seeds (mean, standard
+error, seed count), draws the figure that suits the experiment's kind (PNG and PDF, see
+`rewritelab.figures`), fits the transition where the x axis is the instruction count
+(`rewritelab.transition`: I50 with a bootstrap interval, at the final evaluation and at each
+run's best training step), judges the paper's claim (`rewritelab.paper`), and writes
+`report.md` and `summary.json`. The experiment kind is read from the experiment name (the
+database does not record it): `e1`, `e1-dense` -> `e1`. Needs matplotlib and scipy (the
+`report` extra).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections import defaultdict
@@ -43,14 +46,39 @@ def mean_and_stderr(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(variance / n)
 
 
+def config_id(row: dict) -> str:
+    """A short hash of a row's full resolved config with the seeds left out: rows that share it
+    differ only by seed, and only such rows are averaged together."""
+    from rewritelab.sweep.experiment import content_hash
+
+    config = copy.deepcopy(row.get("config") or {})
+    config.pop("seed", None)
+    for section in ("dataset", "train"):
+        if isinstance(config.get(section), dict):
+            config[section].pop("seed", None)
+    return content_hash(config, 8)
+
+
+def distinguish_configs(rows: list[dict]) -> list[dict]:
+    """The rows, with a `config` factor added where one factor setting ran under several
+    configs (an experiment file edited between sweeps), so they are never averaged together."""
+    configs: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        configs[json.dumps(row["factors"], sort_keys=True)].add(config_id(row))
+    if all(len(found) == 1 for found in configs.values()):
+        return rows
+    return [{**row, "factors": {**row["factors"], "config": config_id(row)}} for row in rows]
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
-    """One entry per distinct factor setting: seed count and mean/stderr of each metric."""
-    groups: dict[str, list[dict]] = defaultdict(list)
+    """One entry per distinct full config (seeds aside): seed count and mean/stderr of each
+    metric."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         if row["status"] == "done":
-            groups[json.dumps(row["factors"], sort_keys=True)].append(row)
+            groups[(json.dumps(row["factors"], sort_keys=True), config_id(row))].append(row)
     summary = []
-    for key, members in groups.items():
+    for (key, _config), members in groups.items():
         entry: dict[str, Any] = {"factors": json.loads(key), "seeds": len(members)}
         for metric in METRICS:
             values = [m["metrics"][metric] for m in members if m["metrics"].get(metric) is not None]
@@ -266,6 +294,7 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
     """The report section of one experiment/preset and its analysis for `summary.json`:
     summary line, figure, transition, tables, paper claim and verdict, failures."""
     kind = experiment_kind(name)
+    rows = distinguish_configs(rows)
     entries = aggregate(rows)
     failed = [r for r in rows if r["status"] == "failed"]
     done = [r for r in rows if r["status"] == "done"]
@@ -306,6 +335,25 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
     return lines, analysis
 
 
+def check_rows(rows: list[dict], where: str | Path) -> None:
+    """Refuse rows a report cannot use: factors that are not a table, or a finished point
+    whose metrics are not numbers."""
+    for row in rows:
+        if not isinstance(row["factors"], dict):
+            raise RewritelabError(f"{where}: point {row['point_id']} has invalid factors")
+        if row["status"] != "done":
+            continue
+        metrics = row["metrics"]
+        valid = isinstance(metrics, dict) and all(
+            metrics.get(m) is None
+            or (isinstance(metrics[m], int | float) and not isinstance(metrics[m], bool)
+                and math.isfinite(metrics[m]))
+            for m in METRICS
+        )  # fmt: skip
+        if not valid:
+            raise RewritelabError(f"{where}: point {row['point_id']} has invalid metrics")
+
+
 def _measured(basis: str, transitions: dict[str, dict]) -> str:
     """One line for the results page: the verdict's numbers and, for a single line, its I50."""
     final = transitions.get("all", {}).get("final")
@@ -328,13 +376,19 @@ def write_report(database_path: str | Path, out_dir: str | Path, run: dict | Non
     experiment, its kind, figures, transitions, the paper's claim and the verdict; and under
     "run" the given `run` facts (e.g. {"command": ..., "wall_s": ...}) for the results page.
     """
-    database = ResultsDatabase(database_path)
-    rows = database.rows()
-    database.close()
+    database = ResultsDatabase(database_path, readonly=True)
+    try:
+        rows = database.rows()
+    finally:
+        database.close()
     if not rows:
         raise RewritelabError(f"{database_path} holds no results")
+    check_rows(rows, database_path)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RewritelabError(f"cannot create report directory {out_dir}: {error}") from None
     by_experiment: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         by_experiment[(row["experiment"], row["preset"])].append(row)
@@ -350,7 +404,7 @@ def write_report(database_path: str | Path, out_dir: str | Path, run: dict | Non
     for (name, preset), members in sorted(by_experiment.items()):
         section, analyses[f"{name}/{preset}"] = build_section(name, preset, members, out_dir)
         lines += section + [""]
-        summary[f"{name}/{preset}"] = aggregate(members)
+        summary[f"{name}/{preset}"] = aggregate(distinguish_configs(members))
     summary["analysis"] = analyses
     if run:
         summary["run"] = run

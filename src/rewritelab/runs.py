@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ import torch
 
 from rewritelab import __version__
 from rewritelab.errors import RewritelabError
+from rewritelab.provenance import git_hash
 from rewritelab.seeds import SEED_STREAMS, seed_of
 
 RUN_CONFIG = "run_config.json"
@@ -120,25 +120,6 @@ def autocast_dtype(device: torch.device, bf16: bool) -> torch.dtype | None:
     if device.type == "cpu" and cpu_has_bf16():
         return torch.bfloat16
     return None
-
-
-def git_hash() -> str | None:
-    """The commit of the rewritelab source tree, `+dirty` when it has uncommitted changes."""
-    source = Path(__file__).parent
-
-    def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(
-                ["git", *args], cwd=source, capture_output=True, text=True, timeout=5
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if not commit:
-        return None
-    return commit + ("+dirty" if git("status", "--porcelain", "--", ".") else "")
 
 
 def provenance(device: torch.device, threads: int) -> dict:

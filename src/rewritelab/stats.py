@@ -107,8 +107,13 @@ def inspect_dataset(data_dir: str | Path) -> dict:
         expected = manifest.get("files", {}).get(filename, {}).get("sha256")
         checks[f"{filename} matches manifest hash"] = expected == _sha256(path)
         splits[name] = SplitStatistics()
-        for record in read_records(path):
-            splits[name].add(record)
+        try:
+            for record in read_records(path):
+                splits[name].add(record)
+        except (ValueError, KeyError, TypeError) as error:  # ValueError: bad JSON or UTF-8
+            raise RewritelabError(
+                f"{path} is damaged (truncated or edited?): {type(error).__name__}: {error}"
+            ) from None
     train, test, seen = splits["train"], splits["test"], splits["seen_test"]
     checks["every record is exact (output, noop, occurrences)"] = all(
         s.wrong_records == 0 for s in splits.values()

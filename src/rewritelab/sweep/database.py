@@ -1,15 +1,23 @@
-"""The results database: one SQLite row per grid point, written only by the sweep's driver.
+"""The results database: one SQLite row per grid point, written only by sweep drivers.
 
-A row is created `pending` when a sweep is planned, becomes `running`, then `done` (with its
-metrics) or `failed` (with its error). A killed sweep leaves `running` rows behind; the next
-run treats them as unfinished and resumes them. Metrics are stored as JSON, with the headline
-accuracies also in their own columns for quick SQL queries.
+A row is created `pending` when a sweep is planned, becomes `running` when a driver claims it,
+then `done` (with its metrics) or `failed` (with its error). Several sweeps may share one
+database: a driver claims a point in one `BEGIN IMMEDIATE` transaction (recording its owner id
+and a heartbeat it refreshes while the point runs), so no point is computed twice. A claim
+whose owner is a dead process on this host, or whose heartbeat is older than
+`STALE_AFTER_S`, is taken over: a killed sweep's points are resumed by the next one. Metrics
+are stored as JSON, with the headline accuracies also in their own columns for quick queries.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import threading
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +25,8 @@ from typing import Any
 from rewritelab.errors import RewritelabError
 from rewritelab.sweep.experiment import Point
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+STALE_AFTER_S = 300.0  # a claim not refreshed for this long belongs to a dead sweep
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,7 +49,9 @@ CREATE TABLE IF NOT EXISTS points (
     versions TEXT,
     run_dir TEXT,
     data_dir TEXT,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    owner TEXT,
+    heartbeat REAL
 );
 CREATE INDEX IF NOT EXISTS points_by_experiment ON points (experiment, preset, status);
 """
@@ -48,7 +59,7 @@ CREATE INDEX IF NOT EXISTS points_by_experiment ON points (experiment, preset, s
 COLUMNS = (
     "point_id", "experiment", "preset", "seed", "factors", "dataset_id", "config", "status",
     "attempts", "error", "metrics", "unseen_accuracy", "seen_accuracy", "elapsed_s", "device",
-    "versions", "run_dir", "data_dir", "updated",
+    "versions", "run_dir", "data_dir", "updated", "owner", "heartbeat",
 )  # fmt: skip
 JSON_COLUMNS = ("factors", "config", "metrics", "versions")
 
@@ -57,46 +68,88 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class ResultsDatabase:
-    """Results of sweeps in one SQLite file."""
+def new_owner() -> str:
+    """A claim owner id: host, process id and a random part (`host:pid:random`)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    def __init__(self, path: str | Path):
+
+def owner_is_dead(owner: str | None) -> bool:
+    """Whether a claim's owner is a process of this host that no longer exists."""
+    from rewritelab.datasets import pid_alive
+
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
+
+
+class ResultsDatabase:
+    """Results of sweeps in one SQLite file; `readonly` opens an existing one without writing."""
+
+    def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if readonly and not self.path.is_file():
+            raise RewritelabError(f"no results database at {self.path}")
         try:
-            self.connection = sqlite3.connect(self.path, timeout=60)
-            self.connection.executescript(SCHEMA)
-            self._check_version()
+            if readonly:
+                self.connection = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro",
+                                                  uri=True, timeout=60)  # fmt: skip
+                self._check_ours(required=True)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.connection = sqlite3.connect(self.path, timeout=60)
+                self._check_ours(required=False)
+                self.connection.executescript(SCHEMA)
+            self._check_version(readonly)
         except sqlite3.DatabaseError as error:
             raise RewritelabError(
                 f"{self.path} is not a usable results database: {error}"
             ) from None
+        self.connection.isolation_level = None  # transactions are explicit (`_transaction`)
 
-    def _check_version(self) -> None:
+    def _check_ours(self, required: bool) -> None:
+        """Refuse another program's SQLite file before writing anything to it."""
+        tables = {row[0] for row in self.connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+        if (tables or required) and not {"meta", "points"} <= tables:
+            self.connection.close()
+            raise RewritelabError(f"{self.path} is not a rewritelab results database")
+
+    def _check_version(self, readonly: bool) -> None:
         row = self.connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
+        version = None if row is None else row[0]
+        if version == "1" and not readonly:  # version 1 lacked the claim columns
+            with self.connection:
+                for column in ("owner TEXT", "heartbeat REAL"):
+                    self.connection.execute(f"ALTER TABLE points ADD COLUMN {column}")
+                self.connection.execute("UPDATE meta SET value = ? WHERE key = 'schema'",
+                                        (str(SCHEMA_VERSION),))  # fmt: skip
+        elif version is None and not readonly:
             with self.connection:
                 self.connection.execute(
                     "INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
-        elif int(row[0]) != SCHEMA_VERSION:
+        elif version not in (None, "1", str(SCHEMA_VERSION)):
             raise RewritelabError(
-                f"{self.path} has results schema {row[0]}, this rewritelab reads {SCHEMA_VERSION}"
+                f"{self.path} has results schema {version}, this rewritelab reads "
+                f"{SCHEMA_VERSION}"
             )
+
+    def _transaction(self):
+        return _Immediate(self.connection)
 
     def close(self) -> None:
         self.connection.close()
 
     def plan(self, points: list[Point]) -> None:
         """Add each point as `pending` unless it is already known."""
-        with self.connection:
+        with self._transaction():
             self.connection.executemany(
                 "INSERT OR IGNORE INTO points (point_id, experiment, preset, seed, factors, "
                 "dataset_id, config, status, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
                 [
                     (
                         p.point_id, p.experiment, p.preset, p.seed, json.dumps(p.factors),
-                        p.dataset_id, json.dumps({"dataset": p.dataset, "train": p.train}), _now(),
+                        p.dataset_id, json.dumps(p.identity), _now(),
                     )
                     for p in points
                 ],
@@ -108,22 +161,53 @@ class ResultsDatabase:
         ).fetchone()
         return None if row is None else row[0]
 
-    def mark_running(self, point_id: str) -> None:
-        with self.connection:
+    def claim(
+        self, point_id: str, owner: str, retry_failed: bool = False,
+        stale_after_s: float = STALE_AFTER_S,
+    ) -> bool:  # fmt: skip
+        """Take the point for `owner` unless it is done, failed (without `retry_failed`) or
+        claimed by a live sweep; True if taken. Atomic across processes (BEGIN IMMEDIATE)."""
+        with self._transaction():
+            row = self.connection.execute(
+                "SELECT status, owner, heartbeat FROM points WHERE point_id = ?", (point_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            status, holder, heartbeat = row
+            takeable = status == "pending" or (status == "failed" and retry_failed)
+            if status == "running":
+                stale = heartbeat is None or time.time() - heartbeat > stale_after_s
+                takeable = holder is None or stale or owner_is_dead(holder)
+            if not takeable:
+                return False
             self.connection.execute(
                 "UPDATE points SET status = 'running', attempts = attempts + 1, error = NULL, "
-                "updated = ? WHERE point_id = ?",
-                (_now(), point_id),
+                "owner = ?, heartbeat = ?, updated = ? WHERE point_id = ?",
+                (owner, time.time(), _now(), point_id),
             )
+            return True
+
+    def release(self, owner: str) -> None:
+        """Give back the unfinished claims of `owner` (an interrupted sweep): pending again."""
+        with self._transaction():
+            self.connection.execute(
+                "UPDATE points SET status = 'pending', owner = NULL, heartbeat = NULL, "
+                "updated = ? WHERE owner = ? AND status = 'running'",
+                (_now(), owner),
+            )
+
+    def mark_running(self, point_id: str) -> None:
+        """Claim a point unconditionally (single-driver use)."""
+        self.claim(point_id, new_owner(), retry_failed=True, stale_after_s=-1.0)
 
     def record(self, point_id: str, outcome: dict[str, Any]) -> None:
         """Store a finished point: `done` with metrics, or `failed` with its error."""
         metrics = outcome.get("metrics")
-        with self.connection:
+        with self._transaction():
             self.connection.execute(
                 "UPDATE points SET status = ?, error = ?, metrics = ?, unseen_accuracy = ?, "
                 "seen_accuracy = ?, elapsed_s = ?, device = ?, versions = ?, run_dir = ?, "
-                "data_dir = ?, updated = ? WHERE point_id = ?",
+                "data_dir = ?, updated = ?, owner = NULL, heartbeat = NULL WHERE point_id = ?",
                 (
                     "failed" if outcome.get("error") else "done",
                     outcome.get("error"),
@@ -142,19 +226,73 @@ class ResultsDatabase:
 
     def rows(self, experiment: str | None = None, preset: str | None = None) -> list[dict]:
         """All rows (optionally of one experiment / preset), JSON columns decoded."""
-        query, args = f"SELECT {', '.join(COLUMNS)} FROM points WHERE 1=1", []
+        present = {row[1] for row in self.connection.execute("PRAGMA table_info(points)")}
+        selected = ", ".join(c if c in present else f"NULL AS {c}" for c in COLUMNS)
+        query, args = f"SELECT {selected} FROM points WHERE 1=1", []
         for column, value in (("experiment", experiment), ("preset", preset)):
             if value is not None:
                 query += f" AND {column} = ?"
                 args.append(value)
         rows = []
-        for values in self.connection.execute(query + " ORDER BY rowid", args):
+        try:
+            found = self.connection.execute(query + " ORDER BY rowid", args).fetchall()
+        except sqlite3.DatabaseError as error:
+            raise RewritelabError(f"{self.path} is not usable: {error}") from None
+        for values in found:
             row = dict(zip(COLUMNS, values, strict=True))
             for column in JSON_COLUMNS:
-                row[column] = None if row[column] is None else json.loads(row[column])
+                try:
+                    row[column] = None if row[column] is None else json.loads(row[column])
+                except (TypeError, ValueError):
+                    raise RewritelabError(
+                        f"{self.path}: point {row['point_id']} has unreadable {column}"
+                    ) from None
             rows.append(row)
         return rows
 
     def export_json(self, path: str | Path) -> None:
         """Write every row as JSON (the portable export committed next to figures)."""
         Path(path).write_text(json.dumps(self.rows(), indent=1) + "\n", encoding="utf-8")
+
+
+class Heartbeat:
+    """A background thread refreshing `owner`'s claims every `every_s` seconds (own connection)."""
+
+    def __init__(self, path: Path, owner: str, every_s: float):
+        self.path, self.owner, self.every_s = path, owner, every_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="sweep-heartbeat")
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            while not self.stop.wait(self.every_s):
+                with _Immediate(connection):
+                    connection.execute(
+                        "UPDATE points SET heartbeat = ? WHERE owner = ? AND status = 'running'",
+                        (time.time(), self.owner),
+                    )
+        finally:
+            connection.close()
+
+
+class _Immediate:
+    """A write transaction taken with BEGIN IMMEDIATE: other writers wait, none interleave."""
+
+    def __init__(self, connection: sqlite3.Connection):
+        self.connection = connection
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.connection.execute("BEGIN IMMEDIATE")
+        return self.connection
+
+    def __exit__(self, kind, error, trace) -> None:
+        self.connection.execute("ROLLBACK" if kind else "COMMIT")

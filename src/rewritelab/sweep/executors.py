@@ -4,14 +4,24 @@ Every executor offers `run(fn, points, *args)`, yielding `(point, fn(point, *arg
 points finish, in whatever order they finish. The local pool lets several small runs share
 one GPU when that raises total throughput; Ray schedules each point as a task with its own
 CPU/GPU request on any node of a cluster (the work directory must then be on a filesystem
-every node shares).
+every node shares). `points` may be a lazy iterator: the local executors draw the next point
+only when a slot is free (a sweep claims a point in the database as it draws it).
+
+Local pool workers die with their driver: each asks Linux to SIGKILL it when its parent dies
+(PR_SET_PDEATHSIG) and, everywhere, a watcher thread exits it once its parent is gone. Workers
+ignore Ctrl-C; the driver handles it by killing them (their points stay resumable).
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -29,9 +39,29 @@ class InProcess:
     def __exit__(self, *exc) -> None:
         return None
 
-    def run(self, fn: Callable, points: list, *args: Any) -> Iterator[tuple[Any, dict]]:
+    def run(self, fn: Callable, points: Iterable, *args: Any) -> Iterator[tuple[Any, dict]]:
         for point in points:
             yield point, fn(point, *args)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: exit when the driver dies (kill -9 included); ignore Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        try:
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
+    if os.getppid() != parent_pid:  # the driver died before the watch began
+        os._exit(1)
 
 
 class ProcessPool:
@@ -39,22 +69,31 @@ class ProcessPool:
     runs take their share of the cores (`REWRITELAB_JOBS`, read by `runs.default_threads`)."""
 
     def __init__(self, jobs: int):
+        self.jobs = jobs
         self.pool = ProcessPoolExecutor(
-            jobs,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_share_cores,
-            initargs=(jobs,),
-        )
+            jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker, initargs=(os.getpid(), jobs),
+        )  # fmt: skip
 
     def __enter__(self) -> ProcessPool:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, kind, *exc) -> None:
+        if kind is not None:  # interrupted: stop the workers now, not after their points
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.kill()
+        self.pool.shutdown(wait=kind is None, cancel_futures=True)
 
-    def run(self, fn: Callable, points: list, *args: Any) -> Iterator[tuple[Any, dict]]:
-        pending = {self.pool.submit(fn, point, *args): point for point in points}
-        while pending:
+    def run(self, fn: Callable, points: Iterable, *args: Any) -> Iterator[tuple[Any, dict]]:
+        waiting, pending = iter(points), {}
+        while True:
+            while len(pending) < self.jobs:
+                point = next(waiting, None)
+                if point is None:
+                    break
+                pending[self.pool.submit(fn, point, *args)] = point
+            if not pending:
+                return
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield pending.pop(future), future.result()
@@ -85,15 +124,17 @@ class RayCluster:
 
     def run(self, fn: Callable, points: list, *args: Any) -> Iterator[tuple[Any, dict]]:
         task = self.ray.remote(**self.request)(fn)
-        pending = {task.remote(point, *args): point for point in points}
+        pending = {task.remote(point, *args): point for point in list(points)}
         while pending:
             finished, _ = self.ray.wait(list(pending), num_returns=1)
             for ref in finished:
                 yield pending.pop(ref), self.ray.get(ref)
 
 
-def _share_cores(jobs: int) -> None:
+def _start_worker(parent_pid: int, jobs: int) -> None:
+    """In each pool worker: die with the driver, and take a share of the cores."""
     os.environ["REWRITELAB_JOBS"] = str(jobs)
+    _die_with_parent(parent_pid)
 
 
 def default_jobs(experiment: Any) -> int:
@@ -108,14 +149,17 @@ def default_jobs(experiment: Any) -> int:
     return usable_cores()
 
 
-def make_executor(kind: str, jobs: int | None, address: str | None, experiment: Any):
-    """The executor named `kind`: `local` (jobs = processes at once; None = `default_jobs`)
-    or `ray`."""
-    jobs = default_jobs(experiment) if jobs is None else jobs
+def check_executor(kind: str, jobs: int) -> None:
+    """Refuse an unknown executor or a job count below 1 (before anything is created)."""
     if kind not in EXECUTORS:
         raise RewritelabError(f"executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
     if jobs < 1:
         raise RewritelabError(f"jobs must be >= 1, got {jobs}")
+
+
+def make_executor(kind: str, jobs: int, address: str | None, experiment: Any):
+    """The executor named `kind`: `local` (jobs = processes at once) or `ray`."""
+    check_executor(kind, jobs)
     if kind == "ray":
         device = str(experiment.train.get("device", "auto"))
         gpus = 0.0 if device == "cpu" or not _cuda_available() else 1.0 / jobs

@@ -27,7 +27,10 @@ An experiment file (TOML) declares what to vary and what to hold fixed:
     layers = 2
 
 A grid point's seed sets both the dataset seed and the training seed. Its identity is a hash
-of its resolved configs, so a point already in the results database is never run twice.
+of its full resolved config (dataset, train, method, seed) and of the generator's code digest,
+so a point already in the results database is never run twice, and a changed config or a
+changed generator makes new points (and new cached datasets) instead of reusing stale ones.
+The experiment's `name` and its preset names become path parts: plain identifiers only.
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rewritelab.config import apply_override, read_config_file
 from rewritelab.errors import RewritelabError
+from rewritelab.provenance import generator_digest
 from rewritelab.spec import spec_from_dict
 
 TOP_KEYS = {
@@ -50,6 +55,7 @@ TOP_KEYS = {
 }  # fmt: skip
 METHODS = ("train", "finetune")  # from-scratch training, or fine-tuning a pretrained model
 PRESET_KEYS = {"seeds", "dataset", "train", "grid", "description"}
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # safe as a file or directory name
 
 
 def content_hash(data: Any, length: int = 16) -> str:
@@ -72,15 +78,25 @@ class Point:
 
     @property
     def dataset_id(self) -> str:
-        """Identity of the dataset: points that share it share one generated copy."""
-        return content_hash(spec_from_dict(copy.deepcopy(self.dataset)).to_dict())
+        """Identity of the dataset: its resolved spec and the generator's code digest. Points
+        that share it share one generated copy."""
+        spec = spec_from_dict(copy.deepcopy(self.dataset)).to_dict()
+        return content_hash({"spec": spec, "generator": generator_digest()})
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Everything that decides the point's result: its full resolved config and seed."""
+        return {
+            "dataset": spec_from_dict(copy.deepcopy(self.dataset)).to_dict(),
+            "generator": generator_digest(),
+            "train": self.train,
+            "method": self.method,
+            "seed": self.seed,
+        }
 
     @property
     def point_id(self) -> str:
-        identity = {"dataset": self.dataset_id, "train": self.train, "seed": self.seed}
-        if self.method != "train":  # keeps the ids of from-scratch points as they were
-            identity["method"] = self.method
-        return content_hash(identity)
+        return content_hash(self.identity)
 
 
 @dataclass(frozen=True)
@@ -175,6 +191,7 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
             raise RewritelabError(
                 f"{path}: grid factor {factor!r} needs a non-empty list of values"
             )
+    _check_names(data.get("name", Path(path).stem), presets, path)
     experiment = Experiment(
         name=data.get("name", Path(path).stem),
         title=data.get("title", data.get("name", Path(path).stem)),
@@ -191,6 +208,16 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
         raise RewritelabError(f"{path}: method must be one of {METHODS}, got {experiment.method!r}")
     _validate_points(experiment)
     return experiment
+
+
+def _check_names(name: Any, presets: dict, path: str | Path) -> None:
+    """The name and preset names become directory and file names: plain identifiers only."""
+    for what, value in [("name", name)] + [("preset name", p) for p in presets]:
+        if not isinstance(value, str) or not PLAIN_NAME.fullmatch(value):
+            raise RewritelabError(
+                f"{path}: experiment {what} must be a plain identifier (letters, digits, _ and -),"
+                f" got {str(value)[:80]!r}"
+            )
 
 
 def _validate_points(experiment: Experiment) -> None:

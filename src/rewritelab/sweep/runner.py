@@ -2,9 +2,12 @@
 
 `run_point` is self-contained and picklable, so any executor (in-process, a process pool
 sharing one GPU, or Ray workers across a cluster) can run it; it never raises, returning the
-error instead so one failed point does not stop the others. Only the driver (`run_sweep`)
-writes to the results database. Datasets are cached under `workdir/datasets/<content hash>`
-and runs under `workdir/runs/<point id>`; a run directory left by a killed sweep is resumed.
+error instead so one failed point does not stop the others. Only drivers (`run_sweep`) write
+to the results database, claiming each point before it runs, so sweeps sharing a database or
+a workdir never compute a point twice. Datasets are cached under
+`workdir/datasets/<content hash>` and runs under `workdir/runs/<point id>`; a run directory
+left by a killed sweep is resumed. Ctrl-C or SIGTERM stops the driver and its workers and
+hands their points back (`pending`); after a kill -9 the next sweep takes them over.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ import copy
 import json
 import platform
 import shutil
+import signal
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +29,7 @@ from tqdm import tqdm
 
 from rewritelab import __version__
 from rewritelab.errors import RewritelabError
-from rewritelab.sweep.database import ResultsDatabase
+from rewritelab.sweep.database import STALE_AFTER_S, Heartbeat, ResultsDatabase, new_owner
 from rewritelab.sweep.executors import make_executor
 from rewritelab.sweep.experiment import Experiment, Point, point_config
 
@@ -142,31 +149,70 @@ def run_sweep(
     database: ResultsDatabase,
     workdir: str | Path,
     executor: str = "local",
-    jobs: int | None = 1,  # None: one per core on a CPU (`default_jobs`)
+    jobs: int = 1,
     retry_failed: bool = False,
     address: str | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
-    """Run every point of `experiment` not yet done; return counts by final status."""
+    """Run every point of `experiment` not yet done; return counts: `done` and `failed` (this
+    run), `skipped` (done before), `failed_earlier` (failed before, not retried) and `busy`
+    (being run by another sweep)."""
     points = experiment.points()
     database.plan(points)
+    before = {p.point_id: database.status(p.point_id) for p in points}
     skip = {"done"} if retry_failed else {"done", "failed"}
-    todo = [p for p in points if database.status(p.point_id) not in skip]
-    counts = {"skipped": len(points) - len(todo), "done": 0, "failed": 0}
+    todo = [p for p in points if before[p.point_id] not in skip]
+    counts = {
+        "skipped": sum(1 for s in before.values() if s == "done"), "done": 0, "failed": 0,
+        "failed_earlier": 0 if retry_failed else sum(1 for s in before.values() if s == "failed"),
+        "busy": 0,
+    }  # fmt: skip
     if not todo:
         return counts
-    with make_executor(executor, jobs, address, experiment) as pool, tqdm(
+    owner = new_owner()
+
+    def claimed() -> Iterator[Point]:
+        for point in todo:
+            if database.claim(point.point_id, owner, retry_failed):
+                yield point
+            elif database.status(point.point_id) == "done":  # another sweep finished it
+                counts["skipped"] += 1
+            else:
+                counts["busy"] += 1
+
+    with _stop_on_sigterm(), Heartbeat(database.path, owner, STALE_AFTER_S / 10), make_executor(
+        executor, jobs, address, experiment
+    ) as pool, tqdm(
         total=len(todo), disable=not progress, desc=f"{experiment.name}/{experiment.preset}",
         unit="point",
     ) as bar:  # fmt: skip
-        for point in todo:
-            database.mark_running(point.point_id)
-        for point, outcome in pool.run(run_point, todo, str(workdir)):
-            database.record(point.point_id, outcome)
-            status = "failed" if outcome.get("error") else "done"
-            counts[status] += 1
-            if status == "failed":
-                bar.write(f"point {point.factors} seed {point.seed} failed: {outcome['error']}")
-            bar.update()
-            bar.set_postfix(done=counts["done"], failed=counts["failed"])
+        try:
+            for point, outcome in pool.run(run_point, claimed(), str(workdir)):
+                database.record(point.point_id, outcome)
+                status = "failed" if outcome.get("error") else "done"
+                counts[status] += 1
+                if status == "failed":
+                    bar.write(f"point {point.factors} seed {point.seed} failed: {outcome['error']}")
+                bar.update()
+                bar.set_postfix(done=counts["done"], failed=counts["failed"])
+        except BaseException:
+            database.release(owner)  # interrupted: the claimed points are pending again
+            raise
     return counts
+
+
+@contextmanager
+def _stop_on_sigterm():
+    """Within the block, SIGTERM interrupts like Ctrl-C (so workers are stopped, claims freed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,160 @@
+"""kill -9 at many moments: `generate --force` always leaves a complete dataset (old or new) and
+the next run cleans up; a killed `sweep --jobs 2` takes its workers with it and a re-run
+computes each point once; two sweeps on one workdir never compute a point twice.
+
+The generator pauses at a named moment of its directory swap when REWRITELAB_PAUSE_AT names
+it (see `datasets._test_pause`), so a kill can land exactly there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_sweep import TINY
+
+from rewritelab.datasets import read_manifest
+from rewritelab.sweep import ResultsDatabase
+
+pytestmark = pytest.mark.slow
+SRC = str(Path(__file__).parents[1] / "src")
+ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+
+
+def _cli(*argv: str, env: dict | None = None, **options) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rewritelab.cli", *argv], env={**ENV, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options,
+    )  # fmt: skip
+
+
+def _generate(out: Path, seed: int) -> list[str]:
+    return ["generate", "--quiet", "--force", "--out", str(out), "--seed", str(seed),
+            "--instructions", "40", "--examples-per-instruction", "100"]  # fmt: skip
+
+
+def _complete_seed(directory: Path) -> int:
+    """The seed of the complete dataset at `directory` (every file matches its manifest)."""
+    manifest = read_manifest(directory)
+    for name, facts in manifest["files"].items():
+        assert hashlib.sha256((directory / name).read_bytes()).hexdigest() == facts["sha256"]
+    return manifest["seed"]
+
+
+@pytest.fixture
+def old_dataset(tmp_path) -> Path:
+    out = tmp_path / "data"
+    assert _cli(*_generate(out, 1)).wait() == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "moment, exchange",
+    [("written", True), ("swapping", True), ("swapped", True), ("half-swapped", False)],
+)
+def test_generate_killed_at_each_moment_of_the_swap(old_dataset, moment, exchange):
+    env = {"REWRITELAB_PAUSE_AT": moment, **({} if exchange else {"REWRITELAB_NO_EXCHANGE": "1"})}
+    process = _cli(*_generate(old_dataset, 2), env=env)
+    assert process.stderr.readline().strip() == f"paused at {moment}"
+    process.kill()
+    process.wait()
+    leftovers = [p.name for p in old_dataset.parent.iterdir() if p.name.startswith(".data.")]
+    assert leftovers  # the killed run left its hidden directories behind
+    if moment != "half-swapped":  # the one moment only the fallback (no exchange) has
+        assert _complete_seed(old_dataset) == (2 if moment == "swapped" else 1)
+    assert _cli(*_generate(old_dataset, 3)).wait() == 0  # the next run repairs and cleans
+    assert _complete_seed(old_dataset) == 3
+    assert [p.name for p in old_dataset.parent.iterdir()] == ["data"]
+
+
+def test_generate_killed_at_random_moments_keeps_a_complete_dataset(old_dataset):
+    for delay in (0.2, 0.4, 0.6, 0.8, 1.0):
+        process = _cli(*_generate(old_dataset, 2))
+        time.sleep(delay)
+        process.kill()
+        process.wait()
+        assert _complete_seed(old_dataset) in (1, 2)
+    assert _cli(*_generate(old_dataset, 3)).wait() == 0
+    assert [p.name for p in old_dataset.parent.iterdir()] == ["data"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _sweep_command(tmp_path: Path, *extra: str, epochs: int = 1) -> list[str]:
+    experiment = tmp_path / "tiny.toml"
+    text = TINY.replace("epochs = 1", f"epochs = {epochs}").replace("seeds = 2", "seeds = 1")
+    experiment.write_text(text)  # two points
+    return ["sweep", str(experiment), "--quiet", "--workdir", str(tmp_path / "work"), *extra]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_killed_sweep_takes_its_workers_along_and_resumes_each_point_once(tmp_path):
+    command = _sweep_command(tmp_path, "--jobs", "2", epochs=8)
+    driver = _cli(*command, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        workers = [p for p in _children(driver.pid) if "spawn_main" in _cmdline(p)]
+        if len(workers) == 2:
+            break
+        time.sleep(0.1)
+    assert len(workers) == 2
+    time.sleep(0.5)
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 5
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [w for w in workers if _alive(w)]
+    for worker in alive:  # do not leave them behind even when the test fails
+        os.kill(worker, signal.SIGKILL)
+    assert not alive, "workers outlived their driver"
+    database = tmp_path / "work" / "results.sqlite"
+    before = {r["point_id"]: r for r in ResultsDatabase(database).rows()}
+    rerun = _cli(*command)
+    assert rerun.wait(timeout=120) == 0, rerun.stderr.read()
+    after = ResultsDatabase(database).rows()
+    assert {r["status"] for r in after} == {"done"}
+    for row in after:
+        if before[row["point_id"]]["status"] == "done":
+            assert row["attempts"] == 1 and row["updated"] == before[row["point_id"]]["updated"]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def test_two_sweeps_on_one_workdir_compute_each_point_once(tmp_path):
+    command = _sweep_command(tmp_path)
+    first, second = _cli(*command), _cli(*command)
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert second.wait(timeout=120) == 0, second.stderr.read()
+    rows = ResultsDatabase(tmp_path / "work" / "results.sqlite").rows()
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"done"}
+    assert [r["attempts"] for r in rows] == [1, 1]
