@@ -39,6 +39,7 @@ def synthetic_row(experiment, preset, seed, factors, unseen, seen, rules, rng, h
         "error": None, "metrics": metrics, "unseen_accuracy": unseen, "seen_accuracy": seen,
         "elapsed_s": 10.0, "device": "cpu", "versions": {"rewritelab": "test"},
         "run_dir": None, "data_dir": None, "updated": "2026-01-01T00:00:00+00:00",
+        "owner": None, "heartbeat": None,
     }  # fmt: skip
 
 
