@@ -273,3 +273,26 @@ def test_labelled_factors_keep_the_grid_order_and_plot_categorically():
     _, axis = plot_curves(entries, "data", "t", ("unseen_accuracy",))
     assert list(axis.lines[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
     assert [t.get_text() for t in axis.get_xticklabels()] == labels
+
+
+def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
+    """`reproduce NAME` sweeps and reports; `reproduce all --preset P` does every experiment
+    of ./experiments with that preset, then the results page, recording command and wall time."""
+    from rewritelab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "tiny.toml").write_text(TINY)
+    (tmp_path / "experiments" / "other.toml").write_text(TINY.replace('"tiny"', '"other"')
+                                                         .split("[presets.small]")[0])
+    assert main(["reproduce", "tiny", "--preset", "small", "--quiet", "--jobs", "1",
+                 "--out", "one"]) == 0  # fmt: skip
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert summary["run"]["command"] == "rewritelab reproduce tiny --preset small"
+    assert summary["run"]["wall_s"] > 0 and "load_average_start" in summary["run"]
+    assert main(["reproduce", "all", "--preset", "small", "--quiet", "--jobs", "1"]) == 0
+    results = tmp_path / "results" / "small"
+    assert sorted(p.name for p in results.iterdir()) == ["README.md", "tiny"]  # not `other`
+    assert "tiny" in (results / "README.md").read_text()
+    assert "already there 1" in capsys.readouterr().out  # the point of the first run is reused
+    assert main(["reproduce", "all", "--preset", "nothing", "--quiet"]) == 2

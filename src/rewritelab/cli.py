@@ -300,10 +300,12 @@ def add_pretrained_commands(commands) -> None:
     pretrain.set_defaults(handler=cmd_pretrain)
 
 
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"  # in a source checkout
+
+
 def find_experiment(name: str) -> Path:
     """An experiment file: a path, or a name looked up in ./experiments and the source tree's."""
-    candidates = [Path(name), Path("experiments") / f"{name}.toml"]
-    candidates.append(Path(__file__).resolve().parents[2] / "experiments" / f"{name}.toml")
+    candidates = [Path(name), Path("experiments") / f"{name}.toml", EXPERIMENTS / f"{name}.toml"]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -361,10 +363,58 @@ def cmd_results_page(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from rewritelab.report import write_report
+    """Sweep then report one experiment, or `all` of those with the preset (then also the
+    results page). The report records the command, the wall time of this invocation and the
+    machine's load."""
+    from rewritelab.results_page import write_results_page
 
-    database_path, counts = _sweep(args)
-    report = write_report(database_path, args.out or database_path.parent / "report")
+    if args.experiment != "all":
+        return reproduce_one(args, args.experiment, args.out)
+    if args.workdir or args.db:
+        raise RewritelabError("reproduce all takes no --workdir or --db (one per experiment)")
+    names = experiments_with_preset(args.preset)
+    if not names:
+        raise RewritelabError(f"no experiment in experiments/ has a preset {args.preset!r}")
+    out = Path(args.out or f"results/{args.preset}")
+    failed = sum(reproduce_one(args, name, out / name) for name in names)
+    print(f"wrote {write_results_page(out, out / 'README.md')}")
+    return 1 if failed else 0
+
+
+def experiments_with_preset(preset: str | None) -> list[str]:
+    """Names of the experiment files in experiments/ that define `preset` (all if None)."""
+    import tomllib
+
+    directory = EXPERIMENTS if not Path("experiments").is_dir() else Path("experiments")
+    names = []
+    for path in sorted(directory.glob("*.toml")):
+        presets = tomllib.loads(path.read_text(encoding="utf-8")).get("presets", {})
+        if preset is None or preset in presets:
+            names.append(path.stem)
+    return names
+
+
+def reproduce_one(args: argparse.Namespace, name: str, out: str | Path | None) -> int:
+    """Sweep and report experiment `name`; 1 if some point failed."""
+    import os
+    import shlex
+    import time
+
+    from rewritelab.report import write_report
+    from rewritelab.runs import usable_cores
+
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    database_path, counts = _sweep(argparse.Namespace(**{**vars(args), "experiment": name}))
+    command = ["rewritelab", "reproduce", name] + (["--preset", args.preset] if args.preset else [])
+    run = {
+        "command": shlex.join(command),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "wall_note": "this invocation only (a resumed sweep counts its own time)",
+        "usable_cores": usable_cores(),
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg()[0],
+    }
+    report = write_report(database_path, out or database_path.parent / "report", run=run)
     print(report.read_text(encoding="utf-8"))
     return 1 if counts["failed_total"] else 0
 
@@ -449,9 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_arguments(sweep)
     sweep.set_defaults(handler=cmd_sweep)
 
-    reproduce = commands.add_parser("reproduce", help="sweep an experiment, then print its report")
+    reproduce = commands.add_parser(
+        "reproduce", help="sweep an experiment (or `all` with the preset), then report it"
+    )
     add_sweep_arguments(reproduce)
-    reproduce.add_argument("--out", help="report directory (default WORKDIR/report)")
+    reproduce.add_argument(
+        "--out", help="report directory (default WORKDIR/report; with `all`: results/PRESET)"
+    )
     reproduce.set_defaults(handler=cmd_reproduce)
 
     report = commands.add_parser("report", help="figures and tables from a results database")
