@@ -20,6 +20,7 @@ from rewritelab.cli import main
 from rewritelab.errors import RewritelabError
 from rewritelab.evaluate import final_word_verdicts, step_verdicts, trace_summary
 from rewritelab.model import ModelConfig, build_model, load_model, save_model
+from rewritelab.report import write_report
 from rewritelab.sweep import ResultsDatabase, load_experiment
 from rewritelab.tokenizer import Tokenizer
 
@@ -234,7 +235,7 @@ def test_trace_evaluation_of_a_step_model_is_consistent(step_run, capsys):
     assert main(["evaluate", str(run), "--data", str(data), "--split", "seen_test",
                  "--target", "trace", "--device", "cpu"]) == 0  # fmt: skip
     assert "steps right" in capsys.readouterr().out
-    metrics = json.loads((run / "eval-seen_test-generate.json").read_text())
+    metrics = json.loads((run / "eval-seen_test-generate-trace.json").read_text())
     assert metrics["path"] == "generate" and metrics["target"] == "trace"
     trace = metrics["trace"]
     examples = metrics["overall"]["examples"]
@@ -314,3 +315,5 @@ def test_e7_tiny_point_runs_end_to_end_through_sweep(tmp_path, capsys):
     assert metrics["unseen_trace"]["steps_scored"] >= metrics["unseen_examples"]
     assert set(metrics["unseen_by_halt"]) <= {"terminal", "no_rule"}
     assert metrics["unseen_by_steps"] and metrics["history"]
+    report = write_report(workdir / "results.sqlite", tmp_path / "report").read_text()
+    assert "e7" in report and "trace" in report

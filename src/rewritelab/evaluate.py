@@ -376,9 +376,10 @@ def evaluate_run(
 ) -> dict:
     """Evaluate a finished run (or a model directory) on one split of a dataset.
 
-    Writes the metrics to `<run_dir>/eval-<split>-<path>.json` and returns them; with
-    `predictions_out`, also one JSON line per example (with the answer text on the generate
-    path; the fast path decides verdicts without producing text). On an algorithm dataset the
+    Writes the metrics to `<run_dir>/eval-<split>-<path>.json` (`...-<target>.json` when a
+    target is asked for) and returns them; with `predictions_out`, also one JSON line per
+    example (with the answer text on the generate path; the fast path decides verdicts without
+    producing text). On an algorithm dataset the
     answer is the one of `target` (None: the target the run was trained for; `final` for a
     bare model directory), and a `trace` model also gets `trace_metrics`.
     """
@@ -390,7 +391,7 @@ def evaluate_run(
         raise RewritelabError(f"evaluation path must be one of {PATHS}, got {path!r}")
     model, codec, template = load_for_evaluation(run_dir, device)
     manifest = check_dataset(data_dir, codec.tokenizer if isinstance(codec, CharCodec) else None)
-    target = run_target(run_dir, manifest, codec, target)
+    asked_target, target = target, run_target(run_dir, manifest, codec, target)
     if target is None:
         check_codec(codec, template, dataset_alphabet(manifest), str(run_dir))
         examples = encode_dataset_split(codec, template, data_dir, split)
@@ -411,7 +412,8 @@ def evaluate_run(
     }
     if target == "trace":
         metrics["trace"] = trace_metrics(model, examples, codec.tokenizer, answers, batch_size)
-    out = Path(run_dir) / f"eval-{split}-{path}.json"
+    chosen = f"-{target}" if asked_target else ""  # another target than the run's: own file
+    out = Path(run_dir) / f"eval-{split}-{path}{chosen}.json"
     out.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if predictions_out is not None:
         write_predictions(predictions_out, examples, verdicts, answers, codec)
