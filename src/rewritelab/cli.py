@@ -147,6 +147,12 @@ def print_accuracy(metrics: dict) -> None:
           f"± {overall['stderr']:.4f} on {overall['examples']} examples")  # fmt: skip
     for name, accuracy in metrics["by_noop"].items():
         print(f"  {name}: {accuracy['accuracy']:.4f} ({accuracy['examples']} examples)")
+    trace = metrics.get("trace")
+    if trace:
+        final = trace.get("final_word", {}).get("accuracy")
+        print(f"  trace: steps right {trace['step_share']:.4f} (given the gold previous steps), "
+              f"first wrong step {trace['first_wrong_step']['mean']}, final word "
+              f"{'-' if final is None else f'{final:.4f}'}")  # fmt: skip
 
 
 def check_predictions_path(path: str | None) -> None:
@@ -166,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     check_predictions_path(args.predictions)
     metrics = evaluate_run(
         args.run, args.data, split=args.split, path=args.path,
-        predictions_out=args.predictions, device=args.device,
+        predictions_out=args.predictions, device=args.device, target=getattr(args, "target", None),
     )  # fmt: skip
     print_accuracy(metrics)
     return 0
@@ -200,7 +206,14 @@ def add_model_commands(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="exact-match accuracy of a trained run")
     evaluate.add_argument("run", help="run directory (or a model directory)")
     evaluate.add_argument("--data", required=True, help="dataset directory")
-    evaluate.add_argument("--split", default="test", choices=["train", "seen_test", "test"])
+    evaluate.add_argument(
+        "--split", default="test", choices=["train", "seen_test", "test", "classic"]
+    )
+    evaluate.add_argument(
+        "--target",
+        choices=["step", "final", "trace"],
+        help="algorithm datasets: the answer to judge (default: the one the run trained on)",
+    )
     evaluate.add_argument("--path", default="auto", choices=["auto", "fast", "generate"])
     evaluate.add_argument("--predictions", help="write one JSON line per example here")
     evaluate.add_argument("--device", default="auto")

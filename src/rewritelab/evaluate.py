@@ -13,7 +13,16 @@ give the same verdicts:
   batches and are judged on the answer text.
 
 Accuracy is reported overall and per class (no-op / has-op, occurrences of x, |x|,
-instruction), because averages hide where a model fails.
+instruction; for algorithm datasets: number of steps, number of rules, halting kind, no-op,
+algorithm), because averages hide where a model fails.
+
+Algorithm datasets (`task = "markov"`) are judged in the target the model was trained for
+(`step`, `final`, `trace`): exact match of the whole answer. A `trace` model is also judged step
+by step: step i is right when every token of its word and the token after it (`<then>`, or the
+end token) is the argmax given the gold answer up to there, i.e. "step i right given the gold
+previous steps" (one teacher-forced pass); from this, the share of steps right and the first
+wrong step. Its final word (the last word it writes, when it ends its answer) is judged on the
+generate path, which `auto` picks for `trace`.
 """
 
 from __future__ import annotations
@@ -30,7 +39,10 @@ from rewritelab.batches import (
     EncodedSplit,
     check_dataset,
     dataset_alphabet,
+    dataset_task,
+    encode_split,
     pad_batch,
+    resolve_target,
     sorted_batches,
     to_device,
 )
@@ -46,7 +58,7 @@ from rewritelab.prompts import (
 )
 from rewritelab.rules import Rule
 from rewritelab.runs import RUN_CONFIG, pick_device
-from rewritelab.tokenizer import loss_mask
+from rewritelab.tokenizer import Tokenizer, loss_mask
 
 PATHS = ("auto", "fast", "generate")
 GENERATE_SLACK = 8  # tokens past the gold answer a Hugging Face model may generate
@@ -172,10 +184,7 @@ def generate_verdicts(answers: list[list[int]], split: EncodedSplit, codec: Code
     """Per example: is the generated answer the gold one? Our tokenizer: the same tokens, end
     token included. A Hugging Face tokenizer: an ended answer whose text is the output."""
     if isinstance(codec, CharCodec):
-        gold = (
-            split.tokens[split.offsets[i] + split.prompt_lengths[i] : split.offsets[i + 1]].tolist()
-            for i in range(len(split))
-        )
+        gold = (split.answer(i).tolist() for i in range(len(split)))
         return np.array([answer == g for answer, g in zip(answers, gold, strict=True)], dtype=bool)
     return np.array(
         [
@@ -226,12 +235,21 @@ BREAKDOWN_CLASSES = {
     "pattern_length": lambda r: str(len(r["x"])),
     "instruction": lambda r: str(r["instruction"]),
 }
+MARKOV_BREAKDOWN_CLASSES = {
+    "noop": lambda r: "noop" if r["noop"] else "has_op",
+    "steps": lambda r: str(r["steps"]),
+    "rule_count": lambda r: str(r["rule_count"]),
+    "halt": lambda r: r["halt"],
+    "algorithm": lambda r: str(r["algorithm"]),
+}
 
 
 def breakdown(verdicts: np.ndarray, records: list[dict]) -> dict:
-    """Accuracy overall and per class: no-op / has-op, occurrences, |x|, instruction."""
+    """Accuracy overall and per class: no-op / has-op, occurrences, |x|, instruction; for
+    algorithm records (they hold `rules`), no-op, steps, rules, halting kind and algorithm."""
     result = {"overall": accuracy_of(verdicts)}
-    for name, key_of in BREAKDOWN_CLASSES.items():
+    markov = bool(records) and "rules" in records[0]
+    for name, key_of in (MARKOV_BREAKDOWN_CLASSES if markov else BREAKDOWN_CLASSES).items():
         members = defaultdict(list)
         for i, record in enumerate(records):
             members[key_of(record)].append(i)
@@ -244,6 +262,87 @@ def breakdown(verdicts: np.ndarray, records: list[dict]) -> dict:
 
 def _natural(key: str) -> tuple:
     return (0, int(key), "") if key.isdigit() else (1, 0, key)
+
+
+@torch.no_grad()
+def answer_token_verdicts(
+    model: torch.nn.Module, split: EncodedSplit, batch_size: int = 0
+) -> list[np.ndarray]:
+    """Per example, per answer token (end token included): is it the argmax given the gold
+    prompt and answer before it? (`fast_verdicts` is the all-of these.)"""
+    device = next(model.parameters()).device
+    verdicts: list[np.ndarray] = [np.zeros(0, dtype=bool)] * len(split)
+    for indices in sorted_batches(split.lengths, batch_size or default_batch_size(model)):
+        ids = pad_batch(split, indices, pad_id=0)  # (B, T)
+        predicted = logits_of(model, to_device(ids, device))[:, :-1].argmax(-1).cpu().numpy()
+        correct = predicted == ids[:, 1:]  # (B, T - 1): entry t is about token t + 1
+        for row, i in enumerate(indices.tolist()):
+            verdicts[i] = correct[row, split.prompt_lengths[i] - 1 : split.lengths[i] - 1]
+    return verdicts
+
+
+def step_verdicts(token_verdicts: np.ndarray, answer_ids: np.ndarray, then_id: int) -> np.ndarray:
+    """Per step of a gold trace answer (`w1 <then> w2 ... wn <eos>`): are its word's tokens and
+    the token after it (`<then>`, or `<eos>` for the last) all right?"""
+    ends = [*np.flatnonzero(answer_ids == then_id).tolist(), len(answer_ids) - 1]
+    starts = [0, *(end + 1 for end in ends[:-1])]
+    return np.array(
+        [token_verdicts[s : e + 1].all() for s, e in zip(starts, ends, strict=True)], dtype=bool
+    )
+
+
+def trace_summary(steps: list[np.ndarray]) -> dict:
+    """Step-level metrics of trace answers, from per-step verdicts (`step_verdicts`): the share
+    of all gold steps that are right, and where each wrong trace first goes wrong (1-based)."""
+    total = sum(len(s) for s in steps)
+    first_wrong = [int(np.argmin(s)) + 1 for s in steps if not s.all()]
+    counts = defaultdict(int)
+    for step in first_wrong:
+        counts[str(step)] += 1
+    return {
+        "step_share": sum(int(s.sum()) for s in steps) / total if total else math.nan,
+        "steps_scored": total,
+        "first_wrong_step": {
+            "mean": float(np.mean(first_wrong)) if first_wrong else None,
+            "counts": dict(sorted(counts.items(), key=lambda item: int(item[0]))),
+        },
+    }
+
+
+def final_word_verdicts(
+    answers: list[list[int]], records: list[dict], tokenizer: Tokenizer
+) -> np.ndarray:
+    """Per generated trace: did it end (end token) on the algorithm's final word?"""
+    return np.array(
+        [
+            bool(answer)
+            and answer[-1] == tokenizer.eos_id
+            and tokenizer.decode(answer).split(" ")[-1] == record["output"]
+            for answer, record in zip(answers, records, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
+def trace_metrics(
+    model: torch.nn.Module,
+    examples: EncodedSplit,
+    tokenizer: Tokenizer,
+    answers: list[list[int]] | None,
+    batch_size: int = 0,
+) -> dict:
+    """The step-level metrics of a trace model, and its final-word accuracy when generated."""
+    tokens = answer_token_verdicts(model, examples, batch_size)
+    steps = [
+        step_verdicts(tokens[i], examples.answer(i), tokenizer.then_id)
+        for i in range(len(examples))
+    ]
+    summary = trace_summary(steps)
+    if answers is not None:
+        summary["final_word"] = accuracy_of(
+            final_word_verdicts(answers, examples.records, tokenizer)
+        )
+    return summary
 
 
 def load_for_evaluation(run_dir: str | Path, device: str = "auto"):
@@ -273,12 +372,16 @@ def evaluate_run(
     predictions_out: str | Path | None = None,
     batch_size: int = 0,
     device: str = "auto",
+    target: str | None = None,
 ) -> dict:
     """Evaluate a finished run (or a model directory) on one split of a dataset.
 
-    Writes the metrics to `<run_dir>/eval-<split>-<path>.json` and returns them; with
-    `predictions_out`, also one JSON line per example (with the answer text on the generate
-    path; the fast path decides verdicts without producing text).
+    Writes the metrics to `<run_dir>/eval-<split>-<path>.json` (`...-<target>.json` when a
+    target is asked for) and returns them; with `predictions_out`, also one JSON line per
+    example (with the answer text on the generate path; the fast path decides verdicts without
+    producing text). On an algorithm dataset the
+    answer is the one of `target` (None: the target the run was trained for; `final` for a
+    bare model directory), and a `trace` model also gets `trace_metrics`.
     """
     if predictions_out is not None and not Path(predictions_out).parent.is_dir():
         raise RewritelabError(
@@ -288,10 +391,15 @@ def evaluate_run(
         raise RewritelabError(f"evaluation path must be one of {PATHS}, got {path!r}")
     model, codec, template = load_for_evaluation(run_dir, device)
     manifest = check_dataset(data_dir, codec.tokenizer if isinstance(codec, CharCodec) else None)
-    check_codec(codec, template, dataset_alphabet(manifest), str(run_dir))
-    examples = encode_dataset_split(codec, template, data_dir, split)
+    asked_target, target = target, run_target(run_dir, manifest, codec, target)
+    if target is None:
+        check_codec(codec, template, dataset_alphabet(manifest), str(run_dir))
+        examples = encode_dataset_split(codec, template, data_dir, split)
+    else:
+        examples = encode_split(data_dir, split, codec.tokenizer, target)
     check_context(examples, model_context(model), f"{data_dir} ({split})")
-    path = choose_path(path, codec, template, examples)
+    path = choose_path("generate" if path == "auto" and target == "trace" else path,
+                       codec, template, examples)  # fmt: skip
     verdicts, answers = verdicts_of(model, examples, codec, path, batch_size)
     metrics = {
         "model": str(run_dir),
@@ -299,13 +407,31 @@ def evaluate_run(
         "split": split,
         "path": path,
         "template": template,
+        **({"target": target} if target else {}),
         **breakdown(verdicts, examples.records),
     }
-    out = Path(run_dir) / f"eval-{split}-{path}.json"
+    if target == "trace":
+        metrics["trace"] = trace_metrics(model, examples, codec.tokenizer, answers, batch_size)
+    chosen = f"-{target}" if asked_target else ""  # another target than the run's: own file
+    out = Path(run_dir) / f"eval-{split}-{path}{chosen}.json"
     out.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if predictions_out is not None:
         write_predictions(predictions_out, examples, verdicts, answers, codec)
     return metrics
+
+
+def run_target(run_dir: str | Path, manifest: dict, codec: Codec, target: str | None):
+    """The target to judge an algorithm dataset in (None for a single-rule dataset): the one
+    asked for, else the one the run recorded, else `final`."""
+    if dataset_task(manifest) == "markov" and not isinstance(codec, CharCodec):
+        raise RewritelabError(
+            "algorithm datasets (task = 'markov') are evaluated with models from rewritelab "
+            "train only (their tokenizer has the markov layout)"
+        )
+    run_dir = Path(run_dir)
+    if target is None and dataset_task(manifest) == "markov" and (run_dir / RUN_CONFIG).is_file():
+        target = _recorded(run_dir).get("target")
+    return resolve_target(manifest, target)
 
 
 def write_predictions(
@@ -348,6 +474,11 @@ def predict(
     answer."""
     rule = Rule.parse(rule_text)
     model, tokenizer = load_model(resolve_model_dir(run_dir), pick_device(device))
+    if tokenizer.layout != "rule":
+        raise RewritelabError(
+            f"predict takes one rule, but {run_dir} was trained on algorithms "
+            f"({tokenizer.layout} layout): use rewritelab evaluate"
+        )
     prompt = tokenizer.encode_prompt(rule.x, rule.y, word)
     budget = model.config.context - len(prompt)
     if budget < 1:

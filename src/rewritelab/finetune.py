@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rewritelab.batches import Batches, check_dataset, dataset_alphabet, dataset_digest, eval_subset
+from rewritelab.batches import (
+    Batches,
+    check_dataset,
+    dataset_alphabet,
+    dataset_digest,
+    dataset_task,
+    eval_subset,
+)
 from rewritelab.errors import RewritelabError
 from rewritelab.evaluate import check_context, choose_path, model_context, verdicts_of
 from rewritelab.finetune_config import FinetuneConfig
@@ -42,6 +49,8 @@ class FinetuneTrainee:
         self.base, self.config, self.device = base, config, device
         self.final_dir = ADAPTER_DIR if config.method == "lora" else MODEL_DIR
         self.manifest = check_dataset(data_dir)
+        if dataset_task(self.manifest) != "rule":
+            raise RewritelabError("fine-tuning takes single-rule datasets only (task = 'rule')")
         model, self.codec = load_base(base, config, device)
         self.template = resolve_template(config.template, self.codec)
         check_codec(self.codec, self.template, dataset_alphabet(self.manifest), str(base))

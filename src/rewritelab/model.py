@@ -297,8 +297,9 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
 
 
 def tokenizer_digest(tokenizer: Tokenizer) -> str:
-    """SHA-256 of what decides the tokenizer's ids: its alphabet, in order."""
-    return hashlib.sha256(tokenizer.alphabet.encode("utf-8")).hexdigest()
+    """SHA-256 of what decides the tokenizer's ids: its alphabet, in order (and its layout,
+    when not the single-rule one: `Tokenizer.identity`)."""
+    return hashlib.sha256(tokenizer.identity().encode("utf-8")).hexdigest()
 
 
 def model_config_of(hf: dict) -> ModelConfig:

@@ -1,10 +1,24 @@
-"""Characters <-> token ids, and the prompt layout every model is trained and queried with.
+"""Characters <-> token ids, and the prompt layouts every model is trained and queried with.
 
-One token per character of the dataset's alphabet, plus six special tokens. An example
+One token per character of the dataset's alphabet, plus special tokens. Two layouts, one per
+dataset task; a tokenizer knows its `layout` and saves it with every model.
+
+`rule` (the single-rule task; six special tokens, ids 0-5, then the alphabet). An example
 `x -> y` on input `z` with answer `output` is laid out as
 
     <bos> x <to> y <in> z <out> | output <eos>
     `------------ prompt ------´   `- answer -´
+
+`markov` (the algorithm task; the same six specials with the same ids, then `<to.>`, `<sep>`,
+`<then>` (ids 6-8), then the alphabet, markers included). An algorithm's ordered rules come
+first, a terminal rule written with the arrow `<to.>`, rules separated by `<sep>`; then the
+input and the answer:
+
+    <bos> x1 <to> y1 <sep> x2 <to.> y2 <sep> ... <in> input <out> | answer <eos>
+
+The answer depends on the training target: `step` the word after one step, `final` the word
+the algorithm halts on, `trace` every word after a step, `w1 <then> w2 <then> ... <then> final`
+(the input alone when no rule applies).
 
 The model learns to continue a prompt with the answer; by default only the answer tokens
 (end token included) carry loss. The tokenizer is saved next to every model, so a model
@@ -32,15 +46,25 @@ LEGACY_FORMAT = "rewritelab-char-tokenizer/1"
 LEGACY_FILENAME = "tokenizer.json"
 PAD, BOS, TO, IN, OUT, EOS = "<pad>", "<bos>", "<to>", "<in>", "<out>", "<eos>"
 SPECIAL_TOKENS = (PAD, BOS, TO, IN, OUT, EOS)
+TERMINAL_TO, SEP, THEN = "<to.>", "<sep>", "<then>"
+MARKOV_TOKENS = (TERMINAL_TO, SEP, THEN)  # appended after SPECIAL_TOKENS by the markov layout
 LOSS_MODES = ("answer", "sequence")
 LAYOUT = "<bos> x <to> y <in> z <out> output <eos>"
+MARKOV_LAYOUT = (
+    "<bos> x1 <to> y1 <sep> x2 <to.> y2 <sep> ... <in> input <out> answer <eos>; "
+    "trace answer: w1 <then> w2 <then> ... <then> final"
+)
+LAYOUTS = {"rule": LAYOUT, "markov": MARKOV_LAYOUT}  # layout name -> the text saved with it
+LAYOUT_SPECIALS = {"rule": SPECIAL_TOKENS, "markov": SPECIAL_TOKENS + MARKOV_TOKENS}
 
 
 @dataclass(frozen=True)
 class Tokenizer:
-    """Character-level vocabulary: the special tokens first (ids 0-5), then the alphabet."""
+    """Character-level vocabulary: the layout's special tokens first (ids 0-5, and 6-8 for the
+    markov layout), then the alphabet."""
 
     alphabet: str
+    layout: str = "rule"
     _ids: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -48,7 +72,11 @@ class Tokenizer:
             raise RewritelabError(
                 f"tokenizer alphabet must be non-empty without repeats, got {self.alphabet!r}"
             )
-        ids = {char: len(SPECIAL_TOKENS) + i for i, char in enumerate(self.alphabet)}
+        if self.layout not in LAYOUTS:
+            raise RewritelabError(
+                f"tokenizer layout must be one of {tuple(LAYOUTS)}, got {self.layout!r}"
+            )
+        ids = {char: len(self.specials) + i for i, char in enumerate(self.alphabet)}
         object.__setattr__(self, "_ids", ids)
 
     pad_id = SPECIAL_TOKENS.index(PAD)
@@ -57,10 +85,24 @@ class Tokenizer:
     in_id = SPECIAL_TOKENS.index(IN)
     out_id = SPECIAL_TOKENS.index(OUT)
     eos_id = SPECIAL_TOKENS.index(EOS)
+    # markov layout only:
+    terminal_to_id = len(SPECIAL_TOKENS) + MARKOV_TOKENS.index(TERMINAL_TO)
+    sep_id = len(SPECIAL_TOKENS) + MARKOV_TOKENS.index(SEP)
+    then_id = len(SPECIAL_TOKENS) + MARKOV_TOKENS.index(THEN)
+
+    @property
+    def specials(self) -> tuple[str, ...]:
+        """The special tokens of this tokenizer's layout, in id order."""
+        return LAYOUT_SPECIALS[self.layout]
 
     @property
     def vocab_size(self) -> int:
-        return len(SPECIAL_TOKENS) + len(self.alphabet)
+        return len(self.specials) + len(self.alphabet)
+
+    def identity(self) -> str:
+        """What decides the ids: the alphabet in order (and the layout when it is not `rule`,
+        so that single-rule models keep the digest they were saved with)."""
+        return self.alphabet if self.layout == "rule" else f"{self.layout}\0{self.alphabet}"
 
     def encode_word(self, word: str) -> list[int]:
         """Ids of the characters of `word`; a character outside the alphabet is refused."""
@@ -88,14 +130,43 @@ class Tokenizer:
         """`output <eos>`: what the model must produce."""
         return [*self.encode_word(output), self.eos_id]
 
+    def encode_algorithm_prompt(self, rules: list[dict], word: str) -> list[int]:
+        """`<bos> x1 <to> y1 <sep> x2 <to.> y2 ... <in> word <out>` (markov layout): the
+        ordered rules (`{x, y, terminal}` each, as in an algorithm record), then the input."""
+        self._require_markov()
+        ids = [self.bos_id]
+        for index, rule in enumerate(rules):
+            if index:
+                ids.append(self.sep_id)
+            arrow = self.terminal_to_id if rule["terminal"] else self.to_id
+            ids += [*self.encode_word(rule["x"]), arrow, *self.encode_word(rule["y"])]
+        return [*ids, self.in_id, *self.encode_word(word), self.out_id]
+
+    def encode_trace(self, words: list[str]) -> list[int]:
+        """`w1 <then> w2 <then> ... <then> wn <eos>` (markov layout): a trace answer."""
+        self._require_markov()
+        ids = []
+        for index, word in enumerate(words):
+            ids += ([self.then_id] if index else []) + self.encode_word(word)
+        return [*ids, self.eos_id]
+
+    def _require_markov(self) -> None:
+        if self.layout != "markov":
+            raise RewritelabError(
+                f"this tokenizer has the {self.layout!r} layout: algorithms need 'markov'"
+            )
+
     def decode(self, ids: list[int]) -> str:
-        """The characters of `ids` up to the first end token; special tokens are dropped."""
+        """The characters of `ids` up to the first end token; special tokens are dropped, except
+        `<then>` (markov layout), written as a space between the words of a trace."""
         chars = []
         for token in ids:
             if token == self.eos_id:
                 break
-            if token >= len(SPECIAL_TOKENS):
-                chars.append(self.alphabet[token - len(SPECIAL_TOKENS)])
+            if token >= len(self.specials):
+                chars.append(self.alphabet[token - len(self.specials)])
+            elif self.layout == "markov" and token == self.then_id:
+                chars.append(" ")
         return "".join(chars)
 
     def check_alphabet(self, alphabet: str, where: str) -> None:
@@ -108,15 +179,19 @@ class Tokenizer:
             )
 
     def save(self, directory: str | Path) -> None:
-        """Write our state (`rewritelab_tokenizer.json`: alphabet, special tokens, layout) and
-        the equivalent Hugging Face fast tokenizer into `directory`."""
+        """Write our state (`rewritelab_tokenizer.json`: alphabet, special tokens, the layout
+        as text (`LAYOUTS`), and for a layout other than `rule` its name under `layout_name`)
+        and the equivalent Hugging Face fast tokenizer into `directory`. The state of a `rule`
+        tokenizer is what it was before layouts had names."""
         self.to_hugging_face().save_pretrained(directory)
         state = {
             "format": FORMAT,
             "alphabet": self.alphabet,
-            "special_tokens": list(SPECIAL_TOKENS),
-            "layout": LAYOUT,
+            "special_tokens": list(self.specials),
+            "layout": LAYOUTS[self.layout],
         }
+        if self.layout != "rule":
+            state["layout_name"] = self.layout
         text = json.dumps(state, indent=2, ensure_ascii=False) + "\n"
         (Path(directory) / FILENAME).write_text(text, encoding="utf-8")
 
@@ -131,9 +206,12 @@ class Tokenizer:
             raise RewritelabError(f"cannot read tokenizer {path}: {error}") from None
         if not isinstance(state, dict) or state.get("format") != expected_format:
             raise RewritelabError(f"{path} is not a {expected_format} tokenizer")
-        if state.get("special_tokens") != list(SPECIAL_TOKENS):
+        layout = state.get("layout_name", "rule")  # files without a name have the rule layout
+        if layout not in LAYOUTS:
+            raise RewritelabError(f"{path} has an unknown layout {layout!r}")
+        if state.get("special_tokens") != list(LAYOUT_SPECIALS[layout]):
             raise RewritelabError(f"{path} has unexpected special tokens")
-        return cls(state["alphabet"])
+        return cls(state["alphabet"], layout)
 
     def to_hugging_face(self):
         """The same ids as a `transformers` fast tokenizer: one token per character (newlines
@@ -144,20 +222,20 @@ class Tokenizer:
         from tokenizers import Tokenizer as FastTokenizer
         from transformers import PreTrainedTokenizerFast
 
-        vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *self.alphabet))}
+        vocab = {token: i for i, token in enumerate((*self.specials, *self.alphabet))}
         fast = FastTokenizer(models.WordLevel(vocab))
         # "." skips newlines in the regex engine; [\s\S] isolates every character.
         fast.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
         fast.decoder = decoders.Fuse()
         fast.add_special_tokens(
-            [AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKENS]
+            [AddedToken(token, special=True, normalized=False) for token in self.specials]
         )
         return PreTrainedTokenizerFast(
             tokenizer_object=fast,
             bos_token=BOS,
             eos_token=EOS,
             pad_token=PAD,
-            extra_special_tokens=[TO, IN, OUT],
+            extra_special_tokens=[TO, IN, OUT, *self.specials[len(SPECIAL_TOKENS) :]],
             clean_up_tokenization_spaces=False,  # would turn "a ." into "a."
             padding_side="left",  # batched generation continues every prompt from its end
         )

@@ -1,9 +1,10 @@
 """Training from scratch: a GPT learns a generated dataset; seen and unseen accuracy are tracked.
 
 The story of `train`: read the dataset (its files checked against their manifest) and build the
-tokenizer from its alphabet; create the run directory (never over an existing one) or reopen it
-to resume; hand the GPT, its batches and its evaluator to the shared loop
-(`rewritelab.loop`), which takes AdamW steps and, at every evaluation point, measures
+tokenizer from its alphabet, in the prompt layout of its task (a single rule, or a whole
+algorithm written with the answer the `target` asks for); create the run directory (never over
+an existing one) or reopen it to resume; hand the GPT, its batches and its evaluator to the
+shared loop (`rewritelab.loop`), which takes AdamW steps and, at every evaluation point, measures
 exact-match accuracy on held-out inputs of seen instructions (`seen_test`) and on unseen
 instructions (`test`), logs it and writes a checkpoint atomically.
 
@@ -17,6 +18,7 @@ Config file layout (TOML; YAML with the same keys also works), every key optiona
     weight_decay = 0.01
     grad_clip = 1.0
     loss_on = "answer"         # or "sequence": loss on every token after <bos>
+    target = "final"           # algorithm datasets only: "step", "final" (default) or "trace"
     bucket_batches = 50        # length buckets span this many batches; 1 = plain random batches
     eval_every = 0             # steps between evaluations; 0 = once per epoch
     eval_examples = 2000       # random subset of each evaluation split; 0 = all
@@ -43,13 +45,15 @@ from pathlib import Path
 import torch
 
 from rewritelab.batches import (
+    TARGETS,
     Batches,
     EncodedSplit,
     check_dataset,
-    dataset_alphabet,
     dataset_digest,
+    dataset_tokenizer,
     encode_split,
     eval_subset,
+    resolve_target,
 )
 from rewritelab.config import from_dict, load_config
 from rewritelab.errors import RewritelabError
@@ -64,7 +68,7 @@ from rewritelab.model import (
 )
 from rewritelab.runs import RunDirectory
 from rewritelab.seeds import seed_of
-from rewritelab.tokenizer import LOSS_MODES, Tokenizer
+from rewritelab.tokenizer import LOSS_MODES
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class TrainConfig(LoopConfig):
     bucket_batches: int = 50
     eval_examples: int = 2000
     eval_batch_size: int = 0
+    target: str | None = None  # algorithm datasets: what the model writes (None: "final")
 
     def validate(self) -> TrainConfig:
         super().validate()
@@ -87,6 +92,8 @@ class TrainConfig(LoopConfig):
         check_ints(self, {"eval_examples": 0, "eval_batch_size": 0})
         if self.loss_on not in LOSS_MODES:
             raise RewritelabError(f"loss_on must be one of {LOSS_MODES}, got {self.loss_on!r}")
+        if self.target is not None and self.target not in TARGETS:
+            raise RewritelabError(f"target must be one of {TARGETS}, got {self.target!r}")
         return self
 
 
@@ -114,11 +121,12 @@ class ScratchTrainee(GPTTrainee):
     def __init__(self, config: TrainConfig, data_dir: Path, device: torch.device):
         self.config, self.data_dir = config, data_dir
         self.manifest = check_dataset(data_dir)
-        self.tokenizer = Tokenizer(dataset_alphabet(self.manifest))
-        self.train_split = encode_split(data_dir, "train", self.tokenizer)
+        self.tokenizer = dataset_tokenizer(self.manifest)
+        self.target = resolve_target(self.manifest, config.target)
+        self.train_split = encode_split(data_dir, "train", self.tokenizer, self.target)
         self.evals = {
             name: eval_subset(
-                encode_split(data_dir, split, self.tokenizer),
+                encode_split(data_dir, split, self.tokenizer, self.target),
                 config.eval_examples,
                 config.seed,
                 name,
@@ -160,7 +168,7 @@ class ScratchTrainee(GPTTrainee):
             "parameters": count_parameters(self.model),
             "train_examples": len(split),
             "train_tokens_per_epoch": int(split.lengths.sum()),
-        }
+        } | ({"target": self.target} if self.target else {})
 
 
 def train(

@@ -50,24 +50,32 @@ def ensure_dataset(point: Point, workdir: Path) -> Path:
 
 
 def headline_metrics(unseen: dict, seen: dict, final: dict) -> dict[str, Any]:
-    """What the database and reports need from a run: accuracies and their breakdowns."""
+    """What the database and reports need from a run: accuracies and their breakdowns (for an
+    algorithm dataset also its target, its breakdowns by steps, rules and halting kind, and a
+    trace model's step metrics)."""
     by_noop = unseen.get("by_noop", {})
-    return {
+    metrics = {
         "unseen_accuracy": unseen["overall"]["accuracy"],
         "unseen_stderr": unseen["overall"]["stderr"],
         "unseen_examples": unseen["overall"]["examples"],
         "seen_accuracy": seen["overall"]["accuracy"],
         "unseen_noop_accuracy": by_noop.get("noop", {}).get("accuracy"),
         "unseen_has_op_accuracy": by_noop.get("has_op", {}).get("accuracy"),
-        "unseen_by_occurrences": {k: v["accuracy"] for k, v in unseen["by_occurrences"].items()},
-        "unseen_by_pattern_length": {
-            k: v["accuracy"] for k, v in unseen["by_pattern_length"].items()
-        },
-        "unseen_by_instruction": {
-            k: v["accuracy"] for k, v in unseen.get("by_instruction", {}).items()
-        },
-        "final_train": {k: v for k, v in final.items() if not isinstance(v, dict | list)},
     }
+    for name in ("occurrences", "pattern_length", "instruction", "steps", "rule_count", "halt"):
+        if f"by_{name}" in unseen or name in ("occurrences", "pattern_length", "instruction"):
+            metrics[f"unseen_by_{name}"] = _accuracies(unseen.get(f"by_{name}", {}))
+    if "target" in unseen:
+        metrics["target"] = unseen["target"]
+    for split, measured in (("unseen", unseen), ("seen", seen)):
+        if "trace" in measured:
+            metrics[f"{split}_trace"] = measured["trace"]
+    metrics["final_train"] = {k: v for k, v in final.items() if not isinstance(v, dict | list)}
+    return metrics
+
+
+def _accuracies(by_class: dict) -> dict:
+    return {key: value["accuracy"] for key, value in by_class.items()}
 
 
 def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dict) -> dict:
