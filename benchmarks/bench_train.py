@@ -2,36 +2,44 @@
 
 For two model settings, each at 1 and at 2 torch threads, measures the real (non-padding)
 tokens/s of one training step (forward, backward, grad-norm clip at 1.0, AdamW) done by
-  hf-eager        Hugging Face `GPT2LMHeadModel`, eager attention, fp32, inputs padded to the
+  hf-eager        Hugging Face `GPT2LMHeadModel` with GPT-2 defaults (tanh GELU), eager
+                  attention, fp32, inputs padded to the
                   longest in the batch, attention mask and labels passed the usual way (HF
                   shifts the labels and computes the loss), `torch.optim.AdamW` defaults;
   nanogpt-minimal a ~40-line nanoGPT-style GPT written below (SDPA attention, tied head,
                   cross-entropy on the answer tokens), independent of `rewritelab.model`;
   rewritelab      `rewritelab.loop.Loop.step` over `ScratchTrainee`'s own batches: the step
                   real training takes, without evaluation or checkpoints;
-and, as quick extra rows, rewritelab's step with two candidate changes, each on its own:
+and, as quick extra rows, rewritelab's step with one candidate change each:
   + head at loss  the vocabulary head computed only at positions whose target carries loss
-                  (a trainee loss hook, below), instead of at every position;
+                  (through the trainee's loss hook, below), not at every position;
   + fused AdamW   `AdamW(fused=True)` instead of rewritelab's foreach AdamW.
-All variants see the same batches: `ScratchTrainee.batch(step)` for the same steps (length
-buckets of 50 batches, padded to the longest in the batch), and build them inside the timed
-step. Every model is the same GPT-2 (exact GELU, tied embeddings, fp32: no bf16 autocast
-unless the CPU computes bf16 natively, which the JSON records).
+The settings: `cpu-preset` is experiments/e1.toml [presets.cpu] (2 layers, 4 heads, width 64,
+batch 128, every sequence 21 tokens); `paper` is the paper's model (6 layers, 4 heads, width
+256) on E1's lengths (|z| 1-50, |x| and |y| 1-20: sequences of 11-145 tokens, mean ~86) at
+batch 64. All variants see the same batches, `ScratchTrainee.batch(step)` for the same steps
+(length buckets of 50 batches, padded to the longest in the batch), built inside the timed
+step. Every model is the same GPT-2 (tied embeddings; exact GELU but for hf-eager) in fp32:
+rewritelab's bf16 autocast is off on a CPU without native bf16 (the JSON records which).
 
 MFU: model FLOPs per token (`rewritelab.model.estimate_flops_per_token`: 6 x matmul
-parameters + attention, at the mean real sequence length, the same number for every
-variant, so MFU ranks exactly as tokens/s) times real tokens/s, divided by a ceiling
-measured in the same process at the same thread count: the best GFLOP/s of fp32 `torch.mm`
-on 1024 x 1024 x 1024 and on the model's MLP shape (B*T, C) x (C, 4C). "x HF" is tokens/s
-over hf-eager's in the same setting and thread count.
+parameters + attention at the mean real sequence length; one number for every variant, so
+MFU ranks exactly as tokens/s) times real tokens/s, over a ceiling measured in the same
+process at the same thread count: the best GFLOP/s of fp32 `torch.mm` on 1024 x 1024 x 1024
+and on the model's MLP shape (B*T, C) x (C, 4C), before and after the variants. "x HF" is
+tokens/s over hf-eager's in the same setting and thread count.
 
 Each (setting, threads) runs in a fresh worker process of this script (the interop thread
-count can be set only once per process); the workers run one after another. Each variant
-takes `--warmup` untimed steps, then `--steps` timed ones. The machine's load average at
-the start and end is recorded: on a shared 2-core machine the numbers are only as good as
-the load they ran under.
+count can be set only once per process); the workers run one after another. Within a
+worker the variants take turns, one step each in a rotating order, first the warm-up steps
+(untimed), then the timed ones, so that a change in the machine's load falls on all of them
+alike. Default steps: cpu-preset 5 warm-up + 30 timed (~50 ms a step); paper 2 + 6 (2-4 s a
+step on 2 cores: 30 timed steps of five variants would take 15 minutes); `--steps` and
+`--warmup` set both. The load average at the start and end of each worker is recorded: on a
+shared 2-core machine the numbers are only as good as the load they ran under, and the
+2-thread rows mean nothing unless the machine is otherwise idle.
 
-    .venv/bin/python benchmarks/bench_train.py              # the full table (about 6 minutes)
+    .venv/bin/python benchmarks/bench_train.py              # the full table (~5 minutes idle)
     .venv/bin/python benchmarks/bench_train.py --steps 5    # a quick check of the plumbing
 
 Writes benchmarks/results/train.json (machine, load, versions, date, settings, every
@@ -154,19 +162,21 @@ class MiniGPT(nn.Module):
 
 
 # ------------------------------------------------------------------ the variants
-# Each builds its model and returns `step(step) -> (loss, real tokens)`; `time_steps` times it.
+# Each builds its model and returns `step(index) -> (loss, real tokens)`.
 
 Step = Callable[[int], tuple[torch.Tensor, int]]
 
 
 def hf_step(trainee) -> Step:
-    """Plain Hugging Face: GPT2LMHeadModel (same architecture as ours), eager attention."""
+    """Plain Hugging Face: GPT2LMHeadModel of the same size with GPT-2's defaults (tanh GELU
+    `gelu_new`, eager attention), fp32, attention mask and labels passed the usual way."""
     from transformers import AutoModelForCausalLM, GPT2Config
 
     from rewritelab.model import hf_config
 
     tokenizer = trainee.tokenizer
     hf = hf_config(trainee.config.model, tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
+    hf["activation_function"] = "gelu_new"  # GPT-2's default; ours computes the exact GELU
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(GPT2Config(**hf), attn_implementation="eager")
     model.train()
@@ -245,25 +255,32 @@ VARIANTS = {
 }
 
 
-def time_steps(step: Step, warmup: int, steps: int) -> dict:
-    """Real tokens/s over `steps` timed steps after `warmup` untimed ones."""
-    first_loss = None
-    for index in range(warmup):
-        loss, _ = step(index)
-        first_loss = first_loss if first_loss is not None else float(loss)
-    tokens, step_s = 0, []
-    for index in range(warmup, warmup + steps):
-        start = time.perf_counter()
-        _, real_tokens = step(index)
-        step_s.append(time.perf_counter() - start)
-        tokens += real_tokens
-    step_s.sort()
-    return {
-        "tokens_per_s": tokens / sum(step_s),
-        "step_ms_median": 1000 * step_s[len(step_s) // 2],
-        "step_ms_min": 1000 * step_s[0],
-        "first_loss": first_loss,  # ~ ln(vocab) for every variant: a sanity check
-    }
+def time_interleaved(steps: dict[str, Step], warmup: int, timed: int) -> dict[str, dict]:
+    """Real tokens/s of each variant over `timed` steps after `warmup` untimed ones. The
+    variants take turns, one step each, in an order rotated every round, so that a change in
+    the machine's load during the run falls on all of them alike."""
+    names = list(steps)
+    first_loss, step_s, tokens = {}, {name: [] for name in names}, dict.fromkeys(names, 0)
+    for index in range(warmup + timed):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            loss, real_tokens = steps[name](index)
+            elapsed_s = time.perf_counter() - start
+            first_loss.setdefault(name, float(loss))
+            if index >= warmup:
+                step_s[name].append(elapsed_s)
+                tokens[name] += real_tokens
+    results = {}
+    for name in names:
+        times = sorted(step_s[name])
+        results[name] = {
+            "tokens_per_s": tokens[name] / sum(times),
+            "step_ms_median": 1000 * times[len(times) // 2],
+            "step_ms_min": 1000 * times[0],
+            "first_loss": first_loss[name],  # ~ ln(vocab) for every variant: a sanity check
+        }
+    return results
 
 
 # ------------------------------------------------------------------ the matmul ceiling
@@ -328,10 +345,11 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
     flops_per_token = estimate_flops_per_token(
         ModelConfig(**setting["model"]), probe.tokenizer.vocab_size, round(mean_length)
     )
-    measured = {}
-    for name, make_step in VARIANTS.items():
-        trainee = ScratchTrainee(config, data_dir, torch.device("cpu"))  # a fresh model
-        measured[name] = time_steps(make_step(trainee), warmup, steps)
+    steps_of = {  # each variant with its own trainee: a fresh model, the same batches
+        name: make_step(ScratchTrainee(config, data_dir, torch.device("cpu")))
+        for name, make_step in VARIANTS.items()
+    }
+    measured = time_interleaved(steps_of, warmup, steps)
     ceiling_after = matmul_ceiling(mlp_shape)
     ceiling = max([*ceiling_before.values(), *ceiling_after.values()])
     for result in measured.values():
