@@ -55,6 +55,10 @@ PAPER = {
         "claim": "a pretrained LLM: accuracy rises with instruction count; uniform halving of "
         "the data does not hurt, uneven halving does (Fig. 5)"
     },
+    "e7": {
+        "claim": "not in the paper (beyond it): does the number of distinct training algorithms "
+        "drive generalisation to unseen Markov algorithms, as instruction count does for rules?"
+    },
 }
 
 
@@ -74,6 +78,7 @@ CRITERIA = {
     "(or above) at every I and ≥ 0.9 at the largest I; partly if it is at the largest I only",
     "e0": "not judged: not a paper experiment",
     "e6": "not judged automatically: its factors differ by preset",
+    "e7": "not judged: not a paper experiment (the report gives its transitions per target)",
 }
 
 

@@ -278,7 +278,7 @@ def e5_table(entries: list[dict]) -> str:
 
 
 TABLES = {"e5": ("Beside the paper's Table 1 (unseen accuracy, ours / paper):", e5_table)}
-TRANSITION_KINDS = {"e0", "e1", "e2", "e5"}  # kinds whose claim is about where I switches on
+TRANSITION_KINDS = {"e0", "e1", "e2", "e5", "e7"}  # kinds whose claim is about where I switches on
 
 
 def x_axis_factor(entries: list[dict]) -> str | None:
