@@ -3,7 +3,7 @@ the next run cleans up; a killed `sweep --jobs 2` takes its workers with it and 
 computes each point once; two sweeps on one workdir never compute a point twice.
 
 The generator pauses at a named moment of its directory swap when REWRITELAB_PAUSE_AT names
-it (see `datasets._test_pause`), so a kill can land exactly there.
+it (see `rewritelab.killpoints`), so a kill can land exactly there.
 """
 
 from __future__ import annotations

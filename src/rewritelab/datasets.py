@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from rewritelab import __version__
 from rewritelab.errors import RewritelabError
 from rewritelab.families import FAMILIES, PatternSampler
 from rewritelab.inputs import build_inputs
+from rewritelab.killpoints import pause_at
 from rewritelab.rules import rewrite
 from rewritelab.spec import DatasetSpec, SplitSpec
 
@@ -408,7 +408,7 @@ def generate_dataset(
         try:
             staging.mkdir(parents=True)
             manifest = write(spec, splits, staging)
-            _test_pause("written")
+            pause_at("written")
             _replace_directory(staging, out_dir)
         except OSError as error:
             raise RewritelabError(f"cannot write dataset {out_dir}: {error.strerror}") from None
@@ -447,14 +447,6 @@ def is_dataset_dir(directory: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT
-
-
-def _test_pause(moment: str) -> None:
-    """Kill tests only: sleep at a named moment of the replacement when REWRITELAB_PAUSE_AT
-    names it (`written`, `swapping`, `half-swapped`, `swapped`), so a test can kill us there."""
-    if os.environ.get("REWRITELAB_PAUSE_AT") == moment:
-        print(f"paused at {moment}", file=sys.stderr, flush=True)
-        time.sleep(float(os.environ.get("REWRITELAB_PAUSE_S", "60")))
 
 
 def _write_splits(spec: DatasetSpec, splits: dict[str, SplitData], directory: Path) -> dict:
@@ -499,14 +491,14 @@ def _replace_directory(staging: Path, out_dir: Path) -> None:
         except OSError:  # another process finished the same directory first
             raise RewritelabError(f"output directory {out_dir} appeared while generating") from None
         return
-    _test_pause("swapping")
+    pause_at("swapping")
     if _exchange(staging, out_dir):
-        _test_pause("swapped")
+        pause_at("swapped")
         return  # the caller deletes `staging`, which now holds the old dataset
     retired = _staging_path(out_dir, "old", os.getpid())
     shutil.rmtree(retired, ignore_errors=True)
     out_dir.rename(retired)
-    _test_pause("half-swapped")
+    pause_at("half-swapped")
     staging.rename(out_dir)
     shutil.rmtree(retired, ignore_errors=True)
 

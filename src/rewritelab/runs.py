@@ -30,6 +30,7 @@ import torch
 
 from rewritelab import __version__
 from rewritelab.errors import RewritelabError
+from rewritelab.killpoints import pause_at
 from rewritelab.provenance import git_hash
 from rewritelab.seeds import SEED_STREAMS, seed_of
 
@@ -189,6 +190,7 @@ class RunDirectory:
         shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while creating
         partial.mkdir(parents=True)
         write_json_atomic(partial / RUN_CONFIG, record)
+        pause_at("run-creating")
         os.replace(partial, self.path)
 
     def recorded(self) -> dict:
@@ -229,11 +231,14 @@ class RunDirectory:
         save_weights(partial)
         torch.save(optimizer.state_dict(), partial / OPTIMIZER)
         (partial / STATE).write_text(json.dumps({"step": step}) + "\n", encoding="utf-8")
+        pause_at("checkpoint-written")
         self.publish(f"{CHECKPOINTS}/{name}")
+        pause_at("checkpoint-published")
         latest = self.path / CHECKPOINTS / LATEST
         partial_latest = latest.with_name(f".{LATEST}.partial")
         partial_latest.write_text(name + "\n", encoding="utf-8")
         os.replace(partial_latest, latest)
+        pause_at("latest-updated")
         for old in (self.path / CHECKPOINTS).glob("step-*"):
             if old.name != name:
                 shutil.rmtree(old)
