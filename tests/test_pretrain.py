@@ -127,3 +127,37 @@ def test_pretrained_model_fine_tunes_with_the_native_layout(pretrained, tmp_path
     a = load_model(tmp_path / "full" / "model")[0].transformer.wte.weight
     b = load_model(tmp_path / "scratch" / "model")[0].transformer.wte.weight
     assert not torch.allclose(a, b)
+
+
+def test_pretrain_finetune_evaluate_merge_report_through_the_cli(tmp_path, capsys):
+    """The pretrained-model commands end to end through `rewritelab`, tiny sizes."""
+    pytest.importorskip("peft")
+    from test_sweep import TINY
+    from tiny_run import make_data
+
+    from rewritelab.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abc cab bca abba\n" * 400)
+    data = make_data(tmp_path / "data", pattern_length=[1, 1], replacement_length=[1, 1])
+    base = tmp_path / "base"
+    small = ["--set", "model.layers=1", "--set", "model.heads=1", "--set", "model.width=16",
+             "--set", "model.context=32", "--set", "device=\"cpu\""]  # fmt: skip
+    assert main(["pretrain", "--corpus", str(corpus), "--out", str(base), "--quiet",
+                 "--set", "max_steps=5", "--set", "batch_size=8", *small]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 5
+    run = tmp_path / "ft"
+    assert main(["finetune", "--base", str(base), "--data", str(data), "--out", str(run),
+                 "--max-steps", "3", "--batch-size", "8", "--lora-rank", "2", "--quiet"]) == 0
+    assert (run / "adapter").is_dir()
+    capsys.readouterr()
+    assert main(["evaluate-finetuned", str(run), "--data", str(data), "--split", "seen_test"]) == 0
+    assert "seen_test" in capsys.readouterr().out
+    assert main(["merge", str(run), "--out", str(tmp_path / "merged")]) == 0
+    assert main(["evaluate", str(tmp_path / "merged"), "--data", str(data)]) == 0
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY.replace("seeds = 2", "seeds = 1"))
+    work = tmp_path / "work"
+    assert main(["sweep", str(experiment), "--quiet", "--jobs", "1", "--workdir", str(work)]) == 0
+    assert main(["report", str(work / "results.sqlite"), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.md").is_file()
