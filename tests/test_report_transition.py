@@ -11,7 +11,7 @@ from rewritelab import transition
 from rewritelab.cli import main
 from rewritelab.figures import FigureData, draw
 from rewritelab.paper import PAPER, REPRODUCED, experiment_kind, judge
-from rewritelab.report import aggregate, line_transitions, write_report
+from rewritelab.report import aggregate, e5_table, line_transitions, write_report
 from rewritelab.sweep.runner import headline_metrics, training_history
 
 
@@ -109,6 +109,21 @@ def test_e5_figure_marks_table_1_beside_ours():
     marks = {line.get_label(): list(line.get_ydata()) for line in figure.axes[0].lines}
     assert marks["paper Table 1 (occurrences=mix)"] == PAPER["e5"]["table1"]["mix"]
     assert marks["paper Table 1 (occurrences=1)"] == PAPER["e5"]["table1"]["1"]
+
+
+def test_e5_table_gives_our_grid_and_the_papers_table_1():
+    rows = [synthetic_row("e5", "cpu", seed, {INSTRUCTIONS: instructions, "occurrences": occ},
+                          unseen, 1.0, 0, None, False)
+            for seed, shift in ((0, 0.0), (1, 0.2))
+            for occ, instructions, unseen in (("1", 256, 0.1), ("mix", 256, 0.5), ("1", 512, 0.7))
+            for unseen in (unseen + shift,)]  # fmt: skip
+    table = e5_table(aggregate(rows))
+    ours, papers = table.split("The paper's")
+    lines = {line.split(" | ")[0]: line for line in ours.splitlines() if line.startswith("| ")}
+    assert "I=512 | I=256" in lines["| occurrences \\ instructions"]
+    assert lines["| 1"] == "| 1 | 0.80 ± 0.10 | 0.20 ± 0.10 |"  # seeds 0.7/0.9 and 0.1/0.3
+    assert lines["| mix"] == "| mix | – | 0.60 ± 0.10 |"  # no point at I = 512
+    assert "| mix | 0.94 | 0.94 | 0.62 | 0.00 |" in papers
 
 
 def test_kinds_and_verdict_criteria():

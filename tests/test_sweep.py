@@ -275,6 +275,21 @@ def test_labelled_factors_keep_the_grid_order_and_plot_categorically():
     assert [t.get_text() for t in axis.get_xticklabels()] == labels
 
 
+INSTRUCTION_KEY = "dataset.train.instructions"
+
+
+def test_e4_puts_the_spread_on_the_x_axis_as_the_papers_figure_4():
+    factors = [{INSTRUCTION_KEY: i, "spread": s} for i in (64, 512) for s in ("uniform", "0.1")]
+    entries = aggregate([{"status": "done", "factors": f, "elapsed_s": 0,
+                          "metrics": {"unseen_accuracy": 0.5, "seen_accuracy": 1.0}}
+                         for f in factors])  # fmt: skip
+    assert x_axis_factor(entries, "e4") == "spread"
+    assert x_axis_factor(entries, "e2") == INSTRUCTION_KEY  # other kinds: the instruction count
+    without = aggregate([{"status": "done", "factors": {INSTRUCTION_KEY: 8}, "elapsed_s": 0,
+                          "metrics": {"unseen_accuracy": 0.5}}])  # fmt: skip
+    assert x_axis_factor(without, "e4") == INSTRUCTION_KEY  # an E4 file without the factor
+
+
 def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
     """`reproduce NAME` sweeps and reports; `reproduce all --preset P` does every experiment
     of ./experiments with that preset, then the results page, recording command and wall time."""

@@ -22,6 +22,7 @@ from rewritelab.transition import LogisticFit, describe_i50
 AXIS_LABELS = {
     INSTRUCTIONS: "training instructions I (log scale)",
     "dataset.train.noop_share": "no-op share of training inputs",
+    "spread": "spread of training examples over instructions (uniform, or power law α)",
 }
 METRIC_NAMES = {
     "unseen_accuracy": "unseen rules",

@@ -255,36 +255,51 @@ def markdown_table(entries: list[dict]) -> str:
 
 
 def e5_table(entries: list[dict]) -> str:
-    """Our unseen accuracy per (occurrences, instructions) beside the paper's Table 1."""
+    """Our unseen accuracy per (occurrences, instructions), then the paper's Table 1.
+
+    Two tables, not one: a scaled-down run has its own occurrence counts and instruction counts,
+    which seldom coincide with the paper's."""
+    rows = list(dict.fromkeys(str(e["factors"].get("occurrences")) for e in entries))
+    columns = sorted({e["factors"].get(INSTRUCTIONS) for e in entries}, reverse=True)
+    ours = {(str(e["factors"].get("occurrences")), e["factors"].get(INSTRUCTIONS)): e
+            for e in entries}  # fmt: skip
+    lines = ["Ours (mean ± s.e. over seeds):", "", _grid_header("occurrences", columns)]
+    for row in rows:
+        cells = [ours.get((row, column)) for column in columns]
+        lines.append(f"| {row} | " + " | ".join(
+            f"{e['unseen_accuracy']:.2f} ± {e['unseen_accuracy_stderr']:.2f}" if e else "–"
+            for e in cells) + " |")  # fmt: skip
     reference = PAPER["e5"]
-    columns = reference["table1_instructions"]
-    ours = {
-        (str(e["factors"].get("occurrences")), e["factors"].get(INSTRUCTIONS)): e for e in entries
-    }
-    lines = ["| occurrences | " + " | ".join(f"I={c} ours / paper" for c in columns) + " |",
-             "|---|" + "---|" * len(columns)]  # fmt: skip
-    for row, paper in reference["table1"].items():
-        cells = []
-        for column, value in zip(columns, paper, strict=True):
-            entry = ours.get((row, column))
-            ours_text = (
-                f"{entry['unseen_accuracy']:.2f} ± {entry['unseen_accuracy_stderr']:.2f}"
-                if entry
-                else "–"
-            )
-            cells.append(f"{ours_text} / {value:.2f}")
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines += ["", "The paper's (one run each):", "",
+              _grid_header("occurrences", reference["table1_instructions"])]  # fmt: skip
+    for row, values in reference["table1"].items():
+        lines.append(f"| {row} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
     return "\n".join(lines) + "\n"
 
 
-TABLES = {"e5": ("Beside the paper's Table 1 (unseen accuracy, ours / paper):", e5_table)}
+def _grid_header(row_name: str, columns: list) -> str:
+    """A markdown header row with one column per instruction count."""
+    return (f"| {row_name} \\ instructions | " + " | ".join(f"I={c}" for c in columns) + " |\n"
+            + "|---|" + "---|" * len(columns))  # fmt: skip
+
+
+TABLES = {
+    "e5": ("Unseen accuracy by occurrences of x in training inputs, beside the paper's Table 1:",
+           e5_table),
+}
 TRANSITION_KINDS = {"e0", "e1", "e2", "e5", "e7"}  # kinds whose claim is about where I switches on
 
 
-def x_axis_factor(entries: list[dict]) -> str | None:
-    """The instruction count when every point has one, else the first factor (categorical)."""
+X_FACTORS = {"e4": "spread"}  # kinds whose paper figure puts another factor on the x axis
+
+
+def x_axis_factor(entries: list[dict], kind: str = "") -> str | None:
+    """The kind's own x factor (E4: the spread, as the paper's Fig. 4) when every point has it,
+    else the instruction count when every point has one, else the first factor (categorical)."""
     if not entries or not entries[0]["factors"]:
         return None
+    if kind in X_FACTORS and all(X_FACTORS[kind] in e["factors"] for e in entries):
+        return X_FACTORS[kind]
     if all(isinstance(e["factors"].get(INSTRUCTIONS), int) for e in entries):
         return INSTRUCTIONS
     return next(iter(entries[0]["factors"]))
@@ -308,7 +323,7 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
     )
     lines.append("")
     analysis: dict[str, Any] = {"kind": kind, "compute_s": compute_s, "figures": []}
-    x_factor = x_axis_factor(entries)
+    x_factor = x_axis_factor(entries, kind)
     transitions = {}
     if x_factor == INSTRUCTIONS and kind in TRANSITION_KINDS:
         transitions = line_transitions(rows)
