@@ -294,13 +294,13 @@ def test_final_word_verdicts_by_hand():
 
 def test_e7_presets_resolve_to_their_grids():
     cpu = load_experiment(E7, "cpu")
-    assert len(cpu.points()) == 6 * 3 * 3 and cpu.seeds == [0, 1, 2]
+    assert len(cpu.points()) == 4 * 3 * 3 and cpu.seeds == [0, 1, 2]
     assert {p.factors["train.target"] for p in cpu.points()} == {"step", "final", "trace"}
-    assert {p.dataset["train"]["examples"] for p in cpu.points()} == {8000}  # a fixed budget
+    assert {p.dataset["train"]["examples"] for p in cpu.points()} == {10000}  # a fixed budget
     mix = load_experiment(E7, "cpu-mix")
-    assert len(mix.points()) == 18
-    assert {tuple(p.dataset["train"]["rules"]) for p in mix.points()} == {(1, 3), (2, 3)}
-    assert {tuple(p.dataset["test"]["rules"]) for p in mix.points()} == {(2, 3)}
+    assert len(mix.points()) == 12
+    assert {tuple(p.dataset["train"]["rules"]) for p in mix.points()} == {(1, 2), (2, 2)}
+    assert {tuple(p.dataset["test"]["rules"]) for p in mix.points()} == {(2, 2)}
 
 
 def test_e7_tiny_point_runs_end_to_end_through_sweep(tmp_path, capsys):

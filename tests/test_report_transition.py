@@ -153,12 +153,19 @@ def test_results_page_through_the_cli(tmp_path, capsys):
                                 (2000, "mix", 0.95)]]  # fmt: skip
     (legacy / "summary.json").write_text(json.dumps({"e5/cpu": points}))
     (legacy / "e5-cpu.png").write_bytes(b"png")
+    (legacy / "NOTES.md").write_text("# E5 notes\n")
+    (results / "e3").mkdir()  # measured, not run: notes only
+    (results / "e3" / "NOTES.md").write_text("# E3: too slow to train here\n\nwhy\n")
     page = tmp_path / "results" / "README.md"
     assert main(["results-page", str(results), "--out", str(page)]) == 0
     assert f"wrote {page}" in capsys.readouterr().out
     rows = [line for line in page.read_text().splitlines() if line.startswith("| [e")]
     assert len(rows) == 2
     e1, e5 = rows
+    (e3,) = [line for line in page.read_text().splitlines() if line.startswith("| e3 ")]
+    assert "E3: too slow to train here" in e3 and "**not run**" in e3
+    assert "([notes](cpu/e3/NOTES.md))" in e3 and "report.md" not in e3
+    assert "([notes](cpu/e5/NOTES.md))" in e5 and "notes" not in e1
     assert "[e1/cpu](cpu/e1/report.md)" in e1 and "**reproduced**" in e1
     assert "`rewritelab reproduce e1 --preset cpu`" in e1 and "9 min 11 s" in e1
     assert "[e1-cpu.png](cpu/e1/e1-cpu.png)" in e1 and "I50 = " in e1

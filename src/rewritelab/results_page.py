@@ -6,7 +6,10 @@ preset: the paper's claim, our measurement (with the I50 interval where a transi
 fitted), the verdict, the command, the wall time and links to every figure. The verdict and
 measurement come from the summary's "analysis" where the report states them; older summaries
 without it are judged here by the same criteria (`rewritelab.paper.CRITERIA`). The command
-and wall time come from the summary's "run" entry, when the run recorded them.
+and wall time come from the summary's "run" entry, when the run recorded them. A directory
+with a `NOTES.md` (the write-up beside the report) gets a link to it; one with notes but no
+summary (an experiment measured and not run, say) gets a row of its own, "not run", whose
+result is the notes' title.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from rewritelab.errors import RewritelabError
 from rewritelab.paper import CRITERIA, claim, experiment_kind, judge
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+NOTES = "NOTES.md"
+NOT_RUN = "not run"
 
 
 def read_summaries(results_dir: Path) -> list[tuple[Path, dict]]:
@@ -34,6 +39,22 @@ def read_summaries(results_dir: Path) -> list[tuple[Path, dict]]:
     if not found:
         raise RewritelabError(f"no <experiment>/summary.json under {results_dir}")
     return found
+
+
+def unrun_rows(results_dir: Path) -> list[dict]:
+    """A "not run" row for each experiment directory with notes but no summary.json."""
+    rows = []
+    for notes in sorted(results_dir.glob(f"*/{NOTES}")):
+        if (notes.parent / "summary.json").is_file():
+            continue
+        title = notes.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+        kind = experiment_kind(notes.parent.name)
+        rows.append({
+            "experiment": notes.parent.name, "kind": kind, "claim": claim(kind),
+            "measured": title, "verdict": NOT_RUN, "command": None, "wall": "–",
+            "directory": notes.parent, "figures": [],
+        })  # fmt: skip
+    return rows
 
 
 def _wall_time(seconds) -> str:
@@ -81,6 +102,7 @@ def write_results_page(results_dir: str | Path, out: str | Path) -> Path:
     """Write the results page to `out` and return its path."""
     results_dir, out = Path(results_dir), Path(out)
     rows = [row for d, s in read_summaries(results_dir) for row in experiment_rows(d, s)]
+    rows = sorted(rows + unrun_rows(results_dir), key=lambda row: row["experiment"])
     page_dir = out.parent.resolve()
     lines = [
         "# Results",
@@ -92,14 +114,19 @@ def write_results_page(results_dir: str | Path, out: str | Path) -> Path:
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        report = _link(row["directory"].resolve() / "report.md", page_dir)
+        directory = row["directory"].resolve()
+        notes = directory / NOTES
+        name = (f"[{row['experiment']}]({_link(directory / 'report.md', page_dir)})"
+                if row["verdict"] != NOT_RUN else row["experiment"])  # fmt: skip
+        if notes.is_file():
+            name += f" ([notes]({_link(notes, page_dir)}))"
         figures = ", ".join(f"[{f.name}]({_link(f.resolve(), page_dir)})" for f in row["figures"])
         command = f"`{row['command']}`" if row["command"] else "–"
-        cells = [f"[{row['experiment']}]({report})", row["claim"], row["measured"],
+        cells = [name, row["claim"], row["measured"],
                  f"**{row['verdict']}**", command, row["wall"], figures or "–"]  # fmt: skip
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "## Verdict criteria", ""]
-    for kind in sorted({row["kind"] for row in rows}):
+    for kind in sorted({row["kind"] for row in rows if row["verdict"] != NOT_RUN}):
         lines.append(f"- {kind}: {CRITERIA.get(kind, 'not judged: no criterion for this kind')}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
