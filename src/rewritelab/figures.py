@@ -232,8 +232,9 @@ def mark_paper_thresholds(axis) -> None:
 
 
 def e5_figure(data: FigureData):
-    """Unseen accuracy against I per occurrence count, with Table 1's values as open marks."""
-    metrics = ("unseen_accuracy",)
+    """Unseen and seen accuracy against I per occurrence count, with Table 1's values as open
+    marks and the paper's instruction counts among the ticks."""
+    metrics = ("unseen_accuracy", "seen_accuracy")
     figure, axis = plot_curves(data.entries, data.x_factor, data.title, metrics, data.rows)
     series = _series(data.entries, data.x_factor)
     colours = _colours(list(series), metrics)
@@ -245,6 +246,13 @@ def e5_figure(data: FigureData):
                       linestyle="none", marker="s", markerfacecolor="none", markersize=6,
                       color=colours[(label, "unseen_accuracy")],
                       label=f"paper Table 1 ({label})")  # fmt: skip
+    if data.x_factor == INSTRUCTIONS:
+        ours = list(axis.get_xticks())  # the paper's counts join them unless one is close
+        theirs = [c for c in reference["table1_instructions"]
+                  if not any(0.85 < c / v < 1.15 for v in ours)]  # fmt: skip
+        ticks = sorted({*ours, *theirs})
+        axis.set_xticks(ticks, [f"{v:g}" for v in ticks])
+        axis.minorticks_off()
     _legend(axis)
     return figure
 
