@@ -278,6 +278,37 @@ def test_labelled_factors_keep_the_grid_order_and_plot_categorically():
 INSTRUCTION_KEY = "dataset.train.instructions"
 
 
+def test_a_pretrain_table_makes_the_base_before_the_sweep_then_reuses_it(tmp_path, capsys):
+    """`sweep` pretrains the base an experiment's `pretrain` table describes, and a second
+    sweep resumes/checks the finished run instead of pretraining again; a table whose `out` is
+    not `train.base` is refused before any work."""
+    from rewritelab.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abcd dcba abba cddc\n" * 200)
+    base = tmp_path / "base"
+    text = 'method = "finetune"\n' + TINY.split("[train]")[0].replace("seeds = 2", "seeds = 1")
+    text += f'[pretrain]\ncorpus = ["{corpus}"]\nout = "{base}"\n[pretrain.config]\n'
+    text += "max_steps = 3\nbatch_size = 4\neval_every = 3\nvalidation_windows = 2\n"
+    text += "model = { layers = 1, heads = 1, width = 16, context = 32 }\n"
+    text += f'[train]\nbase = "{base}"\nmethod = "full"\nmax_steps = 2\nbatch_size = 16\n'
+    text += 'eval_examples = 0\ndevice = "cpu"\n[grid]\n"dataset.train.instructions" = [3]\n'
+    path = tmp_path / "ft.toml"
+    path.write_text(text)
+    work = ["--workdir", str(tmp_path / "work"), "--quiet", "--jobs", "1"]
+    assert main(["sweep", str(path), *work]) == 0
+    assert f"pretraining the base model into {base}" in capsys.readouterr().out
+    assert json.loads((base / "model" / "config.json").read_text())["n_layer"] == 1
+    weights = (base / "model" / "model.safetensors").read_bytes()
+    assert main(["sweep", str(path), *work]) == 0
+    out = capsys.readouterr().out
+    assert "pretraining" not in out and "already there 1" in out
+    assert (base / "model" / "model.safetensors").read_bytes() == weights
+    path.write_text(text.replace(f'base = "{base}"\n', f'base = "{tmp_path / "elsewhere"}"\n'))
+    assert main(["sweep", str(path), *work]) == 2
+    assert "train.base = pretrain.out" in capsys.readouterr().err
+
+
 def test_e4_puts_the_spread_on_the_x_axis_as_the_papers_figure_4():
     factors = [{INSTRUCTION_KEY: i, "spread": s} for i in (64, 512) for s in ("uniform", "0.1")]
     entries = aggregate([{"status": "done", "factors": f, "elapsed_s": 0,
@@ -297,7 +328,9 @@ def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "experiments").mkdir()
-    (tmp_path / "experiments" / "tiny.toml").write_text(TINY)
+    small = TINY.split("[presets.small]")[1]
+    companion = "[presets.small-more]" + small.replace("[5]", "[6]").replace("small", "small-more")
+    (tmp_path / "experiments" / "tiny.toml").write_text(TINY + companion)
     (tmp_path / "experiments" / "other.toml").write_text(TINY.replace('"tiny"', '"other"')
                                                          .split("[presets.small]")[0])
     assert main(["reproduce", "tiny", "--preset", "small", "--quiet", "--jobs", "1",
@@ -307,7 +340,10 @@ def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
     assert summary["run"]["wall_s"] > 0 and "load_average_start" in summary["run"]
     assert main(["reproduce", "all", "--preset", "small", "--quiet", "--jobs", "1"]) == 0
     results = tmp_path / "results" / "small"
-    assert sorted(p.name for p in results.iterdir()) == ["README.md", "tiny"]  # not `other`
-    assert "tiny" in (results / "README.md").read_text()
+    # `other` has no such preset; `small-more` is a companion of `small`, in its own directory
+    assert sorted(p.name for p in results.iterdir()) == ["README.md", "tiny", "tiny-more"]
+    more = json.loads((results / "tiny-more" / "summary.json").read_text())
+    assert more["run"]["command"] == "rewritelab reproduce tiny --preset small-more"
+    assert "tiny/small-more" in more and "tiny/small" in (results / "README.md").read_text()
     assert "already there 1" in capsys.readouterr().out  # the point of the first run is reused
     assert main(["reproduce", "all", "--preset", "nothing", "--quiet"]) == 2

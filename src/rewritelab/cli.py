@@ -332,6 +332,10 @@ def _sweep(args: argparse.Namespace) -> tuple[Path, dict]:
     experiment = load_experiment(find_experiment(args.experiment), args.preset)
     jobs = default_jobs(experiment) if args.jobs is None else args.jobs
     check_executor(args.executor, jobs)  # before the database exists
+    if experiment.pretrain:
+        from rewritelab.pretrain import prepare_base
+
+        prepare_base(experiment.pretrain, progress=not args.quiet)
     workdir = Path(args.workdir or f"runs/{experiment.name}-{experiment.preset}")
     database_path = Path(args.db) if args.db else workdir / "results.sqlite"
     database = ResultsDatabase(database_path)
@@ -385,26 +389,36 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return reproduce_one(args, args.experiment, args.out)
     if args.workdir or args.db:
         raise RewritelabError("reproduce all takes no --workdir or --db (one per experiment)")
-    names = experiments_with_preset(args.preset)
-    if not names:
+    runs = experiments_with_preset(args.preset)
+    if not runs:
         raise RewritelabError(f"no experiment in experiments/ has a preset {args.preset!r}")
     out = Path(args.out or f"results/{args.preset}")
-    failed = sum(reproduce_one(args, name, out / name) for name in names)
+    failed = sum(
+        reproduce_one(argparse.Namespace(**{**vars(args), "preset": preset}), name, out / subdir)
+        for name, preset, subdir in runs
+    )
     print(f"wrote {write_results_page(out, out / 'README.md')}")
     return 1 if failed else 0
 
 
-def experiments_with_preset(preset: str | None) -> list[str]:
-    """Names of the experiment files in experiments/ that define `preset` (all if None)."""
+def experiments_with_preset(preset: str | None) -> list[tuple[str, str | None, str]]:
+    """(experiment, preset, results subdirectory) for each experiment file in experiments/
+    that defines `preset`, and for its companions `preset-*` (e1's `cpu-long` beside `cpu`, in
+    `e1-long`); every file's base settings when `preset` is None."""
     import tomllib
 
     directory = EXPERIMENTS if not Path("experiments").is_dir() else Path("experiments")
-    names = []
+    runs = []
     for path in sorted(directory.glob("*.toml")):
-        presets = tomllib.loads(path.read_text(encoding="utf-8")).get("presets", {})
-        if preset is None or preset in presets:
-            names.append(path.stem)
-    return names
+        if preset is None:
+            runs.append((path.stem, None, path.stem))
+            continue
+        for name in tomllib.loads(path.read_text(encoding="utf-8")).get("presets", {}):
+            if name == preset:
+                runs.append((path.stem, name, path.stem))
+            elif name.startswith(preset + "-"):
+                runs.append((path.stem, name, f"{path.stem}-{name.removeprefix(preset + '-')}"))
+    return runs
 
 
 def reproduce_one(args: argparse.Namespace, name: str, out: str | Path | None) -> int:

@@ -79,6 +79,43 @@ class PretrainConfig(LoopConfig):
         )
 
 
+STDLIB = "{stdlib}"  # in a corpus path: this Python's standard library directory
+PRETRAIN_KEYS = {"corpus", "out", "config"}
+
+
+def expand_corpus(paths: list[str]) -> list[str]:
+    """Corpus paths with `{stdlib}` replaced by the standard library directory of this Python."""
+    import sysconfig
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    return [path.replace(STDLIB, stdlib) for path in paths]
+
+
+def check_pretrain_table(table: dict, where: str) -> PretrainConfig:
+    """Validate an experiment's `pretrain` table (corpus, out, config); its PretrainConfig."""
+    unknown = sorted(set(table) - PRETRAIN_KEYS)
+    if unknown:
+        raise RewritelabError(f"{where}: unknown key {unknown[0]!r} in pretrain")
+    corpus, out = table.get("corpus"), table.get("out")
+    if not isinstance(corpus, list) or not corpus or not all(isinstance(c, str) for c in corpus):
+        raise RewritelabError(f"{where}: pretrain.corpus must be a non-empty list of paths")
+    if not isinstance(out, str) or not out:
+        raise RewritelabError(f"{where}: pretrain.out must be a directory path")
+    return pretrain_config_from_dict(table.get("config", {}))
+
+
+def prepare_base(table: dict, progress: bool = True) -> Path:
+    """Pretrain the base model an experiment fine-tunes, as its `pretrain` table says, into
+    `out`: a new run, or the resumption of a killed one; a finished run is checked (same
+    config) and kept. Returns the run directory."""
+    config = check_pretrain_table(table, "pretrain")
+    out = Path(table["out"])
+    if not (out / "model" / "config.json").is_file():
+        print(f"pretraining the base model into {out}")
+    pretrain(expand_corpus(table["corpus"]), out, config, progress=progress, resume=out.exists())
+    return out
+
+
 def pretrain_config_from_dict(values: dict) -> PretrainConfig:
     """A validated PretrainConfig from plain data; unknown keys are refused by name."""
     return load_config(PretrainConfig, base=values)

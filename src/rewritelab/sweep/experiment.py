@@ -26,6 +26,11 @@ An experiment file (TOML) declares what to vary and what to hold fixed:
     [presets.cpu.train.model]
     layers = 2
 
+A fine-tuning experiment (`method = "finetune"`) may say how to make its base model with a
+`pretrain` table (in a preset too): `corpus` (paths, globs; `{stdlib}` is Python's standard
+library), `out` (the run directory, which must be `train.base`) and `config` (a pretraining
+config, see `rewritelab.pretrain`). The sweep pretrains it first, or resumes or checks it.
+
 A grid point's seed sets both the dataset seed and the training seed. Its identity is a hash
 of its full resolved config (dataset, train, method, seed) and of the generator's code digest,
 so a point already in the results database is never run twice, and a changed config or a
@@ -51,10 +56,10 @@ from rewritelab.spec import spec_from_dict
 
 TOP_KEYS = {
     "name", "title", "kind", "description", "method", "seeds", "dataset", "train", "grid",
-    "presets",
+    "presets", "pretrain",
 }  # fmt: skip
 METHODS = ("train", "finetune")  # from-scratch training, or fine-tuning a pretrained model
-PRESET_KEYS = {"seeds", "dataset", "train", "grid", "description"}
+PRESET_KEYS = {"seeds", "dataset", "train", "grid", "description", "pretrain"}
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # safe as a file or directory name
 
 
@@ -113,6 +118,7 @@ class Experiment:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     source: str = ""
     method: str = "train"
+    pretrain: dict[str, Any] = field(default_factory=dict)  # how to make train.base, if given
 
     def points(self) -> list[Point]:
         """Every grid point times every seed, in a stable order (seeds innermost)."""
@@ -203,11 +209,27 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
         grid=grid,
         source=str(path),
         method=data.get("method", "train"),
+        pretrain=data.get("pretrain", {}),
     )
     if experiment.method not in METHODS:
         raise RewritelabError(f"{path}: method must be one of {METHODS}, got {experiment.method!r}")
+    if experiment.pretrain:
+        _check_pretrain(experiment, path)
     _validate_points(experiment)
     return experiment
+
+
+def _check_pretrain(experiment: Experiment, path: str | Path) -> None:
+    """A `pretrain` table makes the base of a fine-tuning experiment: checked before any work."""
+    from rewritelab.pretrain import check_pretrain_table
+
+    check_pretrain_table(experiment.pretrain, str(path))
+    out = experiment.pretrain["out"]
+    if experiment.method != "finetune" or experiment.train.get("base") != out:
+        raise RewritelabError(
+            f"{path}: a pretrain table needs method = 'finetune' and train.base = pretrain.out "
+            f"({out!r})"
+        )
 
 
 def _check_names(name: Any, presets: dict, path: str | Path) -> None:
