@@ -290,7 +290,10 @@ TABLES = {
 TRANSITION_KINDS = {"e0", "e1", "e2", "e5", "e7"}  # kinds whose claim is about where I switches on
 
 
-X_FACTORS = {"e4": "spread"}  # kinds whose paper figure puts another factor on the x axis
+X_FACTORS = {"e4": "spread"}
+# Kinds whose figure splits unseen accuracy into no-op and has-op inputs (the table always does;
+# with several lines, the split makes other figures unreadable).
+NOOP_SPLIT_KINDS = {"e2", "generic"}  # kinds whose paper figure puts another factor on the x axis
 
 
 def x_axis_factor(entries: list[dict], kind: str = "") -> str | None:
@@ -330,7 +333,7 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
         analysis["transitions"] = transitions
     if x_factor is not None:
         metrics = ("unseen_accuracy", "seen_accuracy")
-        if any("unseen_noop_accuracy" in e for e in entries):  # split only where no-ops exist
+        if kind in NOOP_SPLIT_KINDS and any("unseen_noop_accuracy" in e for e in entries):
             metrics += ("unseen_noop_accuracy", "unseen_has_op_accuracy")
         data = FigureData(f"{name} ({preset})", kind, x_factor, entries, done, metrics, transitions)
         files = save_figure(draw(data), out_dir, f"{name}-{preset}")
