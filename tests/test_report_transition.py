@@ -126,6 +126,24 @@ def test_e5_table_gives_our_grid_and_the_papers_table_1():
     assert "| mix | 0.94 | 0.94 | 0.62 | 0.00 |" in papers
 
 
+@pytest.mark.parametrize("name, split", [("e2", True), ("e7", False)])
+def test_only_the_no_op_experiment_splits_its_figure_by_no_op_inputs(
+    tmp_path, monkeypatch, name, split
+):
+    from rewritelab import report
+
+    drawn = []
+    monkeypatch.setattr(report, "draw", lambda data: drawn.append(data) or draw(data))
+    rows = [synthetic_row(name, "cpu", seed, {INSTRUCTIONS: i}, 0.5, 1.0, 0, None, False)
+            for seed in (0, 1) for i in (8, 64)]  # fmt: skip
+    for row in rows:
+        row["metrics"].update(unseen_noop_accuracy=0.9, unseen_has_op_accuracy=0.4)
+    report.build_section(name, "cpu", rows, tmp_path)
+    (data,) = drawn
+    assert ("unseen_noop_accuracy" in data.metrics) is split
+    assert data.metrics[:2] == ("unseen_accuracy", "seen_accuracy")
+
+
 def test_kinds_and_verdict_criteria():
     assert [experiment_kind(n) for n in ("e1", "E5", "e1-dense", "e2_cpu", "mine")] == [
         "e1", "e5", "e1", "e2", "generic",
