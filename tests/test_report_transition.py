@@ -11,7 +11,7 @@ from rewritelab import transition
 from rewritelab.cli import main
 from rewritelab.figures import FigureData, draw
 from rewritelab.paper import PAPER, REPRODUCED, experiment_kind, judge
-from rewritelab.report import aggregate, e5_table, line_transitions, write_report
+from rewritelab.report import aggregate, build_section, e5_table, line_transitions, write_report
 from rewritelab.sweep.runner import headline_metrics, training_history
 
 
@@ -142,6 +142,22 @@ def test_only_the_no_op_experiment_splits_its_figure_by_no_op_inputs(
     (data,) = drawn
     assert ("unseen_noop_accuracy" in data.metrics) is split
     assert data.metrics[:2] == ("unseen_accuracy", "seen_accuracy")
+
+
+def test_an_unjudged_experiment_states_the_i50_of_each_line_for_the_results_page(tmp_path):
+    rows = []
+    for target, i50 in (("step", 30.0), ("final", 300.0)):
+        for row in e1_rows(i50=i50, seeds=2):
+            row["experiment"] = "e7"
+            row["factors"] = {**row["factors"], "train.target": target}
+            row["point_id"] += target
+            rows.append(row)
+    _, analysis = build_section("e7", "cpu", rows, tmp_path)
+    assert analysis["verdict"] == "not judged"
+    step, final = analysis["measured"].split("; ")
+    assert step.startswith("target=step: I50 = ") and final.startswith("target=final: I50 = ")
+    fitted = [float(part.split("I50 = ")[1].split(" ")[0]) for part in (step, final)]
+    assert 15 < fitted[0] < 60 and 150 < fitted[1] < 600  # near the synthetic 30 and 300
 
 
 def test_kinds_and_verdict_criteria():

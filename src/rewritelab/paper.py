@@ -200,10 +200,11 @@ def judge_e5(entries: list[dict]) -> tuple[str, str]:
 
 
 JUDGES = {"e1": judge_e1, "e2": judge_e2, "e3": judge_e3, "e4": judge_e4, "e5": judge_e5}
+NO_CRITERION = "no automatic criterion for this kind"
 
 
 def judge(kind: str, entries: list[dict]) -> tuple[str, str]:
     """(verdict, the numbers it rests on) for an experiment's aggregated points."""
     if kind not in JUDGES:
-        return NOT_JUDGED, "no automatic criterion for this kind"
+        return NOT_JUDGED, NO_CRITERION
     return JUDGES[kind](entries)

@@ -30,7 +30,7 @@ from rewritelab.figures import (
     plot_curves,  # noqa: F401  (re-exported for existing callers)
     save_figure,
 )
-from rewritelab.paper import INSTRUCTIONS, PAPER, claim, experiment_kind, judge
+from rewritelab.paper import INSTRUCTIONS, NO_CRITERION, PAPER, claim, experiment_kind, judge
 from rewritelab.sweep.database import ResultsDatabase
 
 METRICS = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
@@ -373,13 +373,17 @@ def check_rows(rows: list[dict], where: str | Path) -> None:
 
 
 def _measured(basis: str, transitions: dict[str, dict]) -> str:
-    """One line for the results page: the verdict's numbers and, for a single line, its I50."""
-    final = transitions.get("all", {}).get("final")
-    if final and "i50_ci" in final:
-        from rewritelab.transition import describe_i50
+    """One line for the results page: the verdict's numbers and the I50 of each line (only
+    the I50s when no criterion judged the experiment)."""
+    from rewritelab.transition import describe_i50
 
-        return f"{basis}; {describe_i50(final)}"
-    return basis
+    fitted = {k: t["final"] for k, t in transitions.items() if "i50_ci" in t.get("final", {})}
+    if not fitted:
+        return basis
+    if list(fitted) == ["all"]:
+        return f"{basis}; {describe_i50(fitted['all'])}"
+    i50s = "; ".join(f"{label}: {describe_i50(final)}" for label, final in fitted.items())
+    return i50s if basis == NO_CRITERION else f"{basis}; {i50s}"
 
 
 def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> list[str]:
