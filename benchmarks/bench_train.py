@@ -13,14 +13,17 @@ tokens/s of one training step (forward, backward, grad-norm clip at 1.0, AdamW) 
 and, as quick extra rows, rewritelab's step with one candidate change each:
   + head at loss  the vocabulary head computed only at positions whose target carries loss
                   (through the trainee's loss hook, below), not at every position;
-  + fused AdamW   `AdamW(fused=True)` instead of rewritelab's foreach AdamW.
+  + fused AdamW   `AdamW(fused=True)` instead of rewritelab's foreach AdamW;
+  + bf16 autocast rewritelab's bf16 autocast, only on a CPU that computes bf16 natively
+                  (AVX512-BF16 or AMX); its MFU is against a bf16 torch.mm ceiling measured
+                  the same way (every other row, rewritelab's included, runs in fp32).
 The settings: `cpu-preset` is experiments/e1.toml [presets.cpu] (2 layers, 4 heads, width 64,
 batch 128, every sequence 21 tokens); `paper` is the paper's model (6 layers, 4 heads, width
 256) on E1's lengths (|z| 1-50, |x| and |y| 1-20: sequences of 11-145 tokens, mean ~86) at
 batch 64. All variants see the same batches, `ScratchTrainee.batch(step)` for the same steps
 (length buckets of 50 batches, padded to the longest in the batch), built inside the timed
 step. Every model is the same GPT-2 (tied embeddings; exact GELU but for hf-eager) in fp32:
-rewritelab's bf16 autocast is off on a CPU without native bf16 (the JSON records which).
+rewritelab's bf16 autocast is off in every row but the bf16 one.
 
 MFU: model FLOPs per token (`rewritelab.model.estimate_flops_per_token`: 6 x matmul
 parameters + attention at the mean real sequence length; one number for every variant, so
@@ -59,6 +62,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -228,12 +232,14 @@ def head_at_loss_positions(model, ids: torch.Tensor, targets: torch.Tensor) -> t
 def rewritelab_step(trainee, change: str = "") -> Step:
     """`Loop.step` of rewritelab's own loop over the trainee; `change` swaps one piece."""
     from rewritelab.loop import Loop, learning_rate
-    from rewritelab.runs import RunDirectory
+    from rewritelab.runs import RunDirectory, precision
 
     if change == "head at loss":
         trainee.loss = head_at_loss_positions  # the Trainee protocol's loss hook
     config = trainee.config
     loop = Loop(trainee, config, RunDirectory(Path(tempfile.gettempdir()) / "unused"), 10**6)
+    if change == "bf16 autocast":
+        loop.precision = partial(precision, torch.device("cpu"), torch.bfloat16)
     if change == "fused AdamW":
         groups = [
             {"params": g["params"], "weight_decay": g["weight_decay"]}
@@ -252,7 +258,9 @@ VARIANTS = {
     "rewritelab": rewritelab_step,
     "rewritelab + head at loss": lambda trainee: rewritelab_step(trainee, "head at loss"),
     "rewritelab + fused AdamW": lambda trainee: rewritelab_step(trainee, "fused AdamW"),
+    "rewritelab + bf16 autocast": lambda trainee: rewritelab_step(trainee, "bf16 autocast"),
 }
+BF16_VARIANT = "rewritelab + bf16 autocast"  # measured only where the CPU computes bf16
 
 
 def time_interleaved(steps: dict[str, Step], warmup: int, timed: int) -> dict[str, dict]:
@@ -286,9 +294,11 @@ def time_interleaved(steps: dict[str, Step], warmup: int, timed: int) -> dict[st
 # ------------------------------------------------------------------ the matmul ceiling
 
 
-def matmul_gflops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
-    """Best GFLOP/s of fp32 torch.mm (m, k) x (k, n) over repeats filling `seconds`."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
+def matmul_gflops(
+    m: int, k: int, n: int, seconds: float = 0.5, dtype: torch.dtype = torch.float32
+) -> float:
+    """Best GFLOP/s of torch.mm (m, k) x (k, n) in `dtype` over repeats filling `seconds`."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     for _ in range(2):
         torch.mm(a, b)
     best, deadline = math.inf, time.perf_counter() + seconds
@@ -317,7 +327,7 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     from rewritelab.model import ModelConfig, estimate_flops_per_token
-    from rewritelab.runs import autocast_dtype
+    from rewritelab.runs import cpu_has_bf16
     from rewritelab.train import ScratchTrainee, train_config_from_dict
 
     load_start = os.getloadavg()
@@ -331,6 +341,7 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
             "threads": threads,
             "eval_examples": 8,
             "warmup_steps": warmup,
+            "bf16": False,
         }
     )
     probe = ScratchTrainee(config, data_dir, torch.device("cpu"))
@@ -345,16 +356,23 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
     flops_per_token = estimate_flops_per_token(
         ModelConfig(**setting["model"]), probe.tokenizer.vocab_size, round(mean_length)
     )
+    bf16 = cpu_has_bf16()
+    bf16_ceiling = [matmul_gflops(1024, 1024, 1024, dtype=torch.bfloat16)] if bf16 else []
     steps_of = {  # each variant with its own trainee: a fresh model, the same batches
         name: make_step(ScratchTrainee(config, data_dir, torch.device("cpu")))
         for name, make_step in VARIANTS.items()
+        if bf16 or name != BF16_VARIANT
     }
     measured = time_interleaved(steps_of, warmup, steps)
     ceiling_after = matmul_ceiling(mlp_shape)
     ceiling = max([*ceiling_before.values(), *ceiling_after.values()])
-    for result in measured.values():
+    if bf16:
+        bf16_ceiling = max(bf16_ceiling[0], matmul_gflops(1024, 1024, 1024, dtype=torch.bfloat16))
+    for name, result in measured.items():
         result["model_gflops_per_s"] = flops_per_token * result["tokens_per_s"] / 1e9
-        result["mfu"] = result["model_gflops_per_s"] / ceiling
+        result["mfu"] = result["model_gflops_per_s"] / (
+            bf16_ceiling if name == BF16_VARIANT else ceiling
+        )
     return {
         "setting": setting_name,
         "threads": threads,
@@ -362,7 +380,8 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
         "interop_threads": torch.get_num_interop_threads(),
         "warmup_steps": warmup,
         "timed_steps": steps,
-        "autocast": str(autocast_dtype(torch.device("cpu"), config.bf16) or "none (fp32)"),
+        "cpu_computes_bf16": bf16,
+        "bf16_ceiling_gflops_per_s": bf16_ceiling if bf16 else None,
         "mean_tokens_per_sequence": mean_length,
         "padding_share": 1 - real / padded,
         "flops_per_token": flops_per_token,
@@ -436,6 +455,11 @@ def markdown_table(workers: list[dict]) -> str:
             f"{w['warmup_steps']}+{w['timed_steps']} steps; {load}) | | | "
             f"{w['ceiling_gflops_per_s']:.1f} | 100% | |"
         )
+        if w["bf16_ceiling_gflops_per_s"]:
+            lines.append(
+                f"| {w['setting']} | {w['threads']} | bf16 torch.mm ceiling (1024x1024x1024; "
+                f"for the bf16 row) | | | {w['bf16_ceiling_gflops_per_s']:.1f} | 100% | |"
+            )
         hf = w["variants"]["hf-eager"]["tokens_per_s"]
         for name, v in w["variants"].items():
             lines.append(

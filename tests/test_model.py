@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, GPT2Config
 
 from rewritelab.errors import RewritelabError
-from rewritelab.model import ModelConfig, build_model, load_model, save_model
+from rewritelab.model import ModelConfig, build_model, hf_config, load_model, save_model
 from rewritelab.runs import pick_device
 from rewritelab.tokenizer import Tokenizer
 
@@ -133,3 +133,44 @@ def test_cached_decoding_matches_full_forward():
         for t in range(5, 12):
             logits, cache = model.step_logits(ids[:, t : t + 1], cache)
             torch.testing.assert_close(logits, full[:, t], rtol=0, atol=1e-5)
+
+
+
+
+def _attention_ops_and_loss(loss_of) -> tuple[set[str], torch.Tensor]:
+    """The attention ops a forward and backward pass of `loss_of()` runs, and its loss."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as trace:
+        loss = loss_of()
+        loss.backward()
+    ops = {e.key for e in trace.key_averages() if "attention" in e.key or "bmm" in e.key}
+    return ops, loss.detach()
+
+
+def test_bf16_precision_on_a_cpu_avoids_the_flash_kernel_and_stays_near_fp32():
+    """In bf16 the CPU flash-attention kernel runs 2-9x slower than in fp32 (measured), so the
+    loop's bf16 precision sends attention to SDPA's math kernel, for our GPT and for Hugging
+    Face's alike; fp32 keeps the flash kernel, and the bf16 loss is within rounding of fp32's."""
+    from rewritelab.runs import precision
+
+    tokenizer = Tokenizer("abc")
+    ours = build_model(SMALL, tokenizer, seed=0)
+    hf = AutoModelForCausalLM.from_config(
+        GPT2Config(**hf_config(SMALL, tokenizer.vocab_size, 1, 5)), attn_implementation="sdpa"
+    )
+    ids = torch.randint(6, tokenizer.vocab_size, (4, 12))
+    cpu = torch.device("cpu")
+    for name, loss_of in {
+        "ours": lambda: ours.loss(ids, ids[:, 1:]),
+        "hf": lambda: hf(input_ids=ids, labels=ids).loss,
+    }.items():
+        with precision(cpu, None):  # fp32: as it is, with the flash kernel
+            fp32_ops, fp32 = _attention_ops_and_loss(loss_of)
+        assert [op for op in fp32_ops if "flash" in op], (name, fp32_ops)
+        with precision(cpu, torch.bfloat16):
+            bf16_ops, bf16 = _attention_ops_and_loss(loss_of)
+        assert bf16_ops and not [op for op in bf16_ops if "flash" in op], (name, bf16_ops)
+        assert bf16.dtype == torch.float32  # the loss itself is reduced in fp32
+        assert bf16.item() != fp32.item()  # bf16 did compute
+        assert abs(bf16.item() - fp32.item()) < 0.05 * fp32.item(), name

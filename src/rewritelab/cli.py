@@ -198,7 +198,9 @@ def add_model_commands(commands) -> None:
                        help="override a value, e.g. model.layers=2 (repeatable)")  # fmt: skip
     for flag, (key, kind) in TRAIN_SHORTCUTS.items():
         train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, help=f"sets {key}")
-    train.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    train.add_argument(
+        "--no-bf16", action="store_true", help="fp32: no bf16 autocast where the device has bf16"
+    )
     train.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train)

@@ -26,7 +26,7 @@ Config file layout (TOML; YAML works too), every key optional:
     checkpoint_every = 100      # steps between checkpoints (and at every evaluation)
     device = "auto"
     threads = 0                 # torch threads; 0 = usable cores / processes at once
-    bf16 = true                 # CUDA only: load LoRA bases in bf16, bf16 autocast
+    bf16 = true                 # bf16 autocast where the hardware has bf16; bf16 LoRA bases on CUDA
     compile = false             # torch.compile the loss (CUDA only)
     load_in_8bit = false        # CUDA + bitsandbytes only: quantise the frozen base to 8 bits
     allow_download = false      # let transformers fetch a Hugging Face id not in the local cache

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ from rewritelab.runs import (
     autocast_dtype,
     parse_device,
     pick_device,
+    precision,
     provenance,
 )
 from rewritelab.seeds import seed_of
@@ -159,10 +161,7 @@ class Loop:
         self.trainee, self.config, self.run_dir = trainee, config, run
         self.total_steps = total_steps
         self.device = next(trainee.model.parameters()).device
-        dtype = autocast_dtype(self.device, config.bf16)
-        self.autocast = torch.autocast(
-            self.device.type, dtype or torch.float32, enabled=bool(dtype)
-        )
+        self.precision = partial(precision, self.device, autocast_dtype(self.device, config.bf16))
         self.optimizer = make_optimizer(trainee.model, config)
         self.loss = trainee.loss
         if self.device.type == "cuda" and config.compile:
@@ -221,7 +220,7 @@ class Loop:
         total = torch.zeros((), device=self.device)
         for ids, targets in micro_batches:
             ids, targets = to_device(ids, self.device), to_device(targets, self.device)
-            with self.autocast:
+            with self.precision():
                 loss = self.loss(self.trainee.model, ids, targets) / scored
             loss.backward()
             total += loss.detach()
@@ -236,7 +235,7 @@ class Loop:
         """Measure, log and checkpoint at an evaluation point; return the logged metrics."""
         self.check_finite(window["train_loss"], step)
         self.trainee.model.eval()
-        with torch.no_grad(), self.autocast:
+        with torch.no_grad(), self.precision():
             measured = self.trainee.evaluate()
         self.trainee.model.train()
         metrics = {

@@ -23,10 +23,13 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from rewritelab import __version__
 from rewritelab.errors import RewritelabError
@@ -110,6 +113,22 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+@contextmanager
+def precision(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """Compute in `dtype` (None: fp32 as it is) under autocast. In bf16 on a CPU, attention
+    takes SDPA's math kernel: the CPU flash kernel runs 2-9x slower in bf16 than in fp32,
+    the math kernel does not (benchmarks/bench_train.py, on an AMX Xeon)."""
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device.type, dtype):
+        if device.type != "cpu":
+            yield
+            return
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
 
 
 def autocast_dtype(device: torch.device, bf16: bool) -> torch.dtype | None:
