@@ -357,7 +357,7 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
         ModelConfig(**setting["model"]), probe.tokenizer.vocab_size, round(mean_length)
     )
     bf16 = cpu_has_bf16()
-    bf16_ceiling = [matmul_gflops(1024, 1024, 1024, dtype=torch.bfloat16)] if bf16 else []
+    bf16_before = matmul_gflops(1024, 1024, 1024, dtype=torch.bfloat16) if bf16 else None
     steps_of = {  # each variant with its own trainee: a fresh model, the same batches
         name: make_step(ScratchTrainee(config, data_dir, torch.device("cpu")))
         for name, make_step in VARIANTS.items()
@@ -366,8 +366,9 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
     measured = time_interleaved(steps_of, warmup, steps)
     ceiling_after = matmul_ceiling(mlp_shape)
     ceiling = max([*ceiling_before.values(), *ceiling_after.values()])
-    if bf16:
-        bf16_ceiling = max(bf16_ceiling[0], matmul_gflops(1024, 1024, 1024, dtype=torch.bfloat16))
+    bf16_ceiling = (
+        max(bf16_before, matmul_gflops(1024, 1024, 1024, dtype=torch.bfloat16)) if bf16 else None
+    )
     for name, result in measured.items():
         result["model_gflops_per_s"] = flops_per_token * result["tokens_per_s"] / 1e9
         result["mfu"] = result["model_gflops_per_s"] / (
@@ -381,7 +382,7 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
         "warmup_steps": warmup,
         "timed_steps": steps,
         "cpu_computes_bf16": bf16,
-        "bf16_ceiling_gflops_per_s": bf16_ceiling if bf16 else None,
+        "bf16_ceiling_gflops_per_s": bf16_ceiling,
         "mean_tokens_per_sequence": mean_length,
         "padding_share": 1 - real / padded,
         "flops_per_token": flops_per_token,
