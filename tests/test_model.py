@@ -135,8 +135,6 @@ def test_cached_decoding_matches_full_forward():
             torch.testing.assert_close(logits, full[:, t], rtol=0, atol=1e-5)
 
 
-
-
 def _attention_ops_and_loss(loss_of) -> tuple[set[str], torch.Tensor]:
     """The attention ops a forward and backward pass of `loss_of()` runs, and its loss."""
     from torch.profiler import ProfilerActivity, profile

@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,12 +123,9 @@ def precision(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]
     if dtype is None:
         yield
         return
-    with torch.autocast(device.type, dtype):
-        if device.type != "cpu":
-            yield
-            return
-        with sdpa_kernel(SDPBackend.MATH):
-            yield
+    kernels = sdpa_kernel(SDPBackend.MATH) if device.type == "cpu" else nullcontext()
+    with torch.autocast(device.type, dtype), kernels:
+        yield
 
 
 def autocast_dtype(device: torch.device, bf16: bool) -> torch.dtype | None:
