@@ -111,6 +111,18 @@ def test_e5_figure_marks_table_1_beside_ours():
     assert marks["paper Table 1 (occurrences=1)"] == PAPER["e5"]["table1"]["1"]
 
 
+def test_e7_figure_counts_algorithms_not_rules():
+    rows = [synthetic_row("e7", "cpu", seed, {INSTRUCTIONS: i, "train.target": target},
+                          0.5, 1.0, 0, None, False)
+            for seed in (0, 1) for i in (8, 64) for target in ("step", "final")]  # fmt: skip
+    figure = draw(FigureData("e7", "e7", INSTRUCTIONS, aggregate(rows), rows))
+    axis = figure.axes[0]
+    assert axis.get_xlabel() == "training algorithms (log scale)"
+    legend = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert "unseen algorithms" in legend and "seen algorithms" in legend
+    assert not any("rules" in text or "instructions" in text for text in legend)
+
+
 def test_e5_table_gives_our_grid_and_the_papers_table_1():
     rows = [synthetic_row("e5", "cpu", seed, {INSTRUCTIONS: instructions, "occurrences": occ},
                           unseen, 1.0, 0, None, False)

@@ -266,7 +266,20 @@ def _legend(axis) -> None:
         axis.legend(fontsize=7, frameon=False, loc="best")
 
 
-FIGURES = {"e0": transition_figure, "e1": e1_figure, "e2": transition_figure, "e5": e5_figure}
+def e7_figure(data: FigureData):
+    """Markov algorithms: the plain curves, with the axis and legend counting algorithms."""
+    figure = curves_figure(data)
+    axis = figure.axes[0]
+    axis.set_xlabel("training algorithms (log scale)")
+    for text in axis.get_legend().get_texts():
+        text.set_text(text.get_text().replace(" rules", " algorithms"))
+    return figure
+
+
+FIGURES = {
+    "e0": transition_figure, "e1": e1_figure, "e2": transition_figure, "e5": e5_figure,
+    "e7": e7_figure,
+}  # fmt: skip
 
 
 def draw(data: FigureData):
