@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny_run import make_data, trained_run
+from tiny_run import TINY_DATA, make_data, trained_run
 from transformers import AutoModelForCausalLM
 
 from rewritelab.batches import encode_split
+from rewritelab.datasets import generate_dataset
 from rewritelab.errors import RewritelabError
 from rewritelab.evaluate import (
     breakdown,
@@ -21,6 +22,7 @@ from rewritelab.evaluate import (
 from rewritelab.model import load_model
 from rewritelab.prompts import CharCodec
 from rewritelab.rules import Rule
+from rewritelab.spec import spec_from_dict
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +117,20 @@ def test_evaluate_run_writes_metrics_and_predictions(trained, tmp_path):
     fast = evaluate_run(run, data, split="seen_test", path="fast")
     assert fast["overall"] == metrics["overall"]
     assert fast["overall"]["accuracy"] == final["seen_accuracy"]  # training evaluated all 100
+
+
+def test_evaluating_on_another_dataset_keeps_the_runs_own_record(trained, tmp_path):
+    data, run, _ = trained
+    own = evaluate_run(run, data, split="test", path="fast")
+    record = (run / "eval-test-fast.json").read_text()
+    other = tmp_path / "other"
+    generate_dataset(spec_from_dict({**TINY_DATA, "seed": 2}), other)
+    elsewhere = evaluate_run(run, other, split="test", path="fast")
+    digest = json.loads((other / "manifest.json").read_text())["files"]["test.jsonl"]["sha256"]
+    assert (run / "eval-test-fast.json").read_text() == record  # untouched
+    saved = json.loads((run / f"eval-test-fast-{digest[:12]}.json").read_text())
+    assert saved["data"] == str(other) and saved["overall"] == elsewhere["overall"]
+    assert json.loads(record)["overall"] == own["overall"]
 
 
 def test_predict_matches_the_generate_path(trained, tmp_path):

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rewritelab.algorithms import SPLIT_FILES
 from rewritelab.batches import (
     EncodedSplit,
     check_dataset,
@@ -413,11 +414,23 @@ def evaluate_run(
     if target == "trace":
         metrics["trace"] = trace_metrics(model, examples, codec.tokenizer, answers, batch_size)
     chosen = f"-{target}" if asked_target else ""  # another target than the run's: own file
-    out = Path(run_dir) / f"eval-{split}-{path}{chosen}.json"
+    out = metrics_path(Path(run_dir), manifest, split, f"eval-{split}-{path}{chosen}")
     out.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if predictions_out is not None:
         write_predictions(predictions_out, examples, verdicts, answers, codec)
     return metrics
+
+
+def metrics_path(run_dir: Path, manifest: dict, split: str, stem: str) -> Path:
+    """Where an evaluation's metrics go: `<stem>.json` for the run's own dataset (or a bare
+    model directory); a split of another dataset adds its file's digest to the name, so an
+    evaluation elsewhere never replaces the record of the run's own test."""
+    digest = manifest["files"][SPLIT_FILES[split]]["sha256"]
+    if (run_dir / RUN_CONFIG).is_file():
+        own = _recorded(run_dir).get("dataset", {}).get("files", {})
+        if own and own.get(SPLIT_FILES[split], {}).get("sha256") != digest:
+            stem = f"{stem}-{digest[:12]}"
+    return run_dir / f"{stem}.json"
 
 
 def run_target(run_dir: str | Path, manifest: dict, codec: Codec, target: str | None):
