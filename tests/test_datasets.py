@@ -209,6 +209,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert digest(tmp_path / "a")["train.jsonl"] != digest(tmp_path / "c")["train.jsonl"]
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["files"]["train.jsonl"]["sha256"] == digest(tmp_path / "a")["train.jsonl"]
+    # the manifest's recorded config is a config: it regenerates the same bytes
+    generate_dataset(spec_from_dict(manifest["config"]), tmp_path / "d")
+    assert digest(tmp_path / "d") == digest(tmp_path / "a")
 
 
 @pytest.mark.parametrize("spread", ["uniform", "power"])

@@ -451,6 +451,8 @@ def _split_values(section: Any, name: str) -> dict[str, Any]:
 
 def _coerce(key: str, value: Any, where: str) -> Any:
     """Turn config values into the spec's types; ints and lists are checked, not guessed."""
+    if value is None and "None" in _SPLIT_FIELDS[key].type:
+        return None  # an unset optional, as a manifest records it
     if key in _RANGE_KEYS:
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value, value]
@@ -476,8 +478,6 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         return value
     if "str" in expected and isinstance(value, str):
         return value
-    if value is None and "None" in expected:
-        return None
     raise RewritelabError(f"{where} has the wrong type: {value!r}")
 
 
