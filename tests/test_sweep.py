@@ -319,6 +319,10 @@ def test_e4_puts_the_spread_on_the_x_axis_as_the_papers_figure_4():
     without = aggregate([{"status": "done", "factors": {INSTRUCTION_KEY: 8}, "elapsed_s": 0,
                           "metrics": {"unseen_accuracy": 0.5}}])  # fmt: skip
     assert x_axis_factor(without, "e4") == INSTRUCTION_KEY  # an E4 file without the factor
+    one_count = aggregate([{"status": "done", "factors": {INSTRUCTION_KEY: 512, "noop": share},
+                            "elapsed_s": 0, "metrics": {"unseen_accuracy": 0.5}}
+                           for share in (0.1, 0.3)])  # fmt: skip
+    assert x_axis_factor(one_count, "e2") == "noop"  # one I: what the grid compares
 
 
 def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):

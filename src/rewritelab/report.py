@@ -298,14 +298,22 @@ NOOP_SPLIT_KINDS = {"e2", "generic"}  # kinds whose paper figure puts another fa
 
 def x_axis_factor(entries: list[dict], kind: str = "") -> str | None:
     """The kind's own x factor (E4: the spread, as the paper's Fig. 4) when every point has it,
-    else the instruction count when every point has one, else the first factor (categorical)."""
+    else the instruction count when it varies, else the first factor that varies (a grid at
+    one I, like a mastery check, is drawn against what it compares), else the first factor."""
     if not entries or not entries[0]["factors"]:
         return None
     if kind in X_FACTORS and all(X_FACTORS[kind] in e["factors"] for e in entries):
         return X_FACTORS[kind]
-    if all(isinstance(e["factors"].get(INSTRUCTIONS), int) for e in entries):
+
+    def varies(factor: str) -> bool:
+        levels = {json.dumps(e["factors"].get(factor), sort_keys=True) for e in entries}
+        return len(levels) > 1
+
+    counted = all(isinstance(e["factors"].get(INSTRUCTIONS), int) for e in entries)
+    if counted and varies(INSTRUCTIONS):
         return INSTRUCTIONS
-    return next(iter(entries[0]["factors"]))
+    factors = list(entries[0]["factors"])
+    return next((factor for factor in factors if varies(factor)), factors[0])
 
 
 def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tuple[list, dict]:
