@@ -66,7 +66,7 @@ def main(database: str, out_root: str) -> None:
         key = (factors["family"], factors["dataset.train.instructions"])
         lines[key].append((seed, seen, unseen, metrics["overall"]["accuracy"]))
     print(
-        "| family | I | seeds | seen (training rules) | unseen, k = 3 (control) |"
+        "| family | I | seeds | seen (training rules) | unseen, training k (control) |"
         " unseen, k < 3 (E3's test) |\n|---|---|---|---|---|---|"
     )
     for (family, instructions), runs in sorted(lines.items(), key=lambda kv: (kv[0][1], kv[0][0])):
