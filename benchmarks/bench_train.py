@@ -14,6 +14,10 @@ and, as quick extra rows, rewritelab's step with one candidate change each:
   + head at loss  the vocabulary head computed only at positions whose target carries loss
                   (through the trainee's loss hook, below), not at every position;
   + fused AdamW   `AdamW(fused=True)` instead of rewritelab's foreach AdamW;
+  + torch.compile the loss compiled as the loop compiles it on CUDA (`dynamic=True`), on the
+                  CPU (inductor's C++ kernels); alone, and with fused AdamW. Each worker
+                  starts with an empty inductor cache, so "first step s" (the first step's
+                  time, in every row) includes the whole compilation a first run pays;
   + bf16 autocast rewritelab's bf16 autocast, only on a CPU that computes bf16 natively
                   (AVX512-BF16 or AMX); its MFU is against a bf16 torch.mm ceiling measured
                   the same way (every other row, rewritelab's included, runs in fp32).
@@ -229,18 +233,21 @@ def head_at_loss_positions(model, ids: torch.Tensor, targets: torch.Tensor) -> t
     return F.cross_entropy(logits, targets[scored], reduction="sum")
 
 
-def rewritelab_step(trainee, change: str = "") -> Step:
-    """`Loop.step` of rewritelab's own loop over the trainee; `change` swaps one piece."""
+def rewritelab_step(trainee, *changes: str) -> Step:
+    """`Loop.step` of rewritelab's own loop over the trainee; each of `changes` swaps one
+    piece."""
     from rewritelab.loop import Loop, learning_rate
     from rewritelab.runs import RunDirectory, precision
 
-    if change == "head at loss":
+    if "head at loss" in changes:
         trainee.loss = head_at_loss_positions  # the Trainee protocol's loss hook
     config = trainee.config
     loop = Loop(trainee, config, RunDirectory(Path(tempfile.gettempdir()) / "unused"), 10**6)
-    if change == "bf16 autocast":
+    if "bf16 autocast" in changes:
         loop.precision = partial(precision, torch.device("cpu"), torch.bfloat16)
-    if change == "fused AdamW":
+    if "torch.compile" in changes:  # as the loop compiles on CUDA (there: config.compile)
+        loop.loss = torch.compile(trainee.loss, dynamic=True)
+    if "fused AdamW" in changes:
         groups = [
             {"params": g["params"], "weight_decay": g["weight_decay"]}
             for g in loop.optimizer.param_groups
@@ -258,6 +265,10 @@ VARIANTS = {
     "rewritelab": rewritelab_step,
     "rewritelab + head at loss": lambda trainee: rewritelab_step(trainee, "head at loss"),
     "rewritelab + fused AdamW": lambda trainee: rewritelab_step(trainee, "fused AdamW"),
+    "rewritelab + torch.compile": lambda trainee: rewritelab_step(trainee, "torch.compile"),
+    "rewritelab + fused AdamW + torch.compile": lambda trainee: rewritelab_step(
+        trainee, "fused AdamW", "torch.compile"
+    ),
     "rewritelab + bf16 autocast": lambda trainee: rewritelab_step(trainee, "bf16 autocast"),
 }
 BF16_VARIANT = "rewritelab + bf16 autocast"  # measured only where the CPU computes bf16
@@ -268,7 +279,8 @@ def time_interleaved(steps: dict[str, Step], warmup: int, timed: int) -> dict[st
     variants take turns, one step each, in an order rotated every round, so that a change in
     the machine's load during the run falls on all of them alike."""
     names = list(steps)
-    first_loss, step_s, tokens = {}, {name: [] for name in names}, dict.fromkeys(names, 0)
+    first_loss, first_s = {}, {}
+    step_s, tokens = {name: [] for name in names}, dict.fromkeys(names, 0)
     for index in range(warmup + timed):
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
@@ -276,6 +288,7 @@ def time_interleaved(steps: dict[str, Step], warmup: int, timed: int) -> dict[st
             loss, real_tokens = steps[name](index)
             elapsed_s = time.perf_counter() - start
             first_loss.setdefault(name, float(loss))
+            first_s.setdefault(name, elapsed_s)  # the one-off cost: torch.compile's warm-up
             if index >= warmup:
                 step_s[name].append(elapsed_s)
                 tokens[name] += real_tokens
@@ -287,6 +300,7 @@ def time_interleaved(steps: dict[str, Step], warmup: int, timed: int) -> dict[st
             "step_ms_median": 1000 * times[len(times) // 2],
             "step_ms_min": 1000 * times[0],
             "first_loss": first_loss[name],  # ~ ln(vocab) for every variant: a sanity check
+            "first_step_s": first_s[name],
         }
     return results
 
@@ -410,7 +424,9 @@ def run_worker(setting: str, threads: int, data_dir: Path, warmup: int, steps: i
         "--steps",
         str(steps),
     ]
-    child = subprocess.run(command, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as cache:  # torch.compile starts cold, as a first run
+        environment = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        child = subprocess.run(command, capture_output=True, text=True, env=environment)
     if child.returncode:
         sys.exit(f"worker {setting} x {threads} thread(s) failed:\n{child.stderr}")
     return json.loads(child.stdout.strip().splitlines()[-1])
@@ -440,9 +456,9 @@ def make_dataset(setting_name: str, directory: Path, examples_needed: int) -> Pa
 
 def markdown_table(workers: list[dict]) -> str:
     lines = [
-        "| setting | threads | variant | real tokens/s | ms/step (median) | model GFLOP/s | MFU "
-        "| x HF |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| setting | threads | variant | real tokens/s | ms/step (median) | first step s "
+        "| model GFLOP/s | MFU | x HF |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for w in workers:
         matmuls = {
@@ -453,19 +469,20 @@ def markdown_table(workers: list[dict]) -> str:
         load = f"load {w['load_average_start'][0]:.1f}-{w['load_average_end'][0]:.1f}"
         lines.append(
             f"| {w['setting']} | {w['threads']} | torch.mm ceiling ({shapes}; "
-            f"{w['warmup_steps']}+{w['timed_steps']} steps; {load}) | | | "
+            f"{w['warmup_steps']}+{w['timed_steps']} steps; {load}) | | | | "
             f"{w['ceiling_gflops_per_s']:.1f} | 100% | |"
         )
         if w["bf16_ceiling_gflops_per_s"]:
             lines.append(
                 f"| {w['setting']} | {w['threads']} | bf16 torch.mm ceiling (1024x1024x1024; "
-                f"for the bf16 row) | | | {w['bf16_ceiling_gflops_per_s']:.1f} | 100% | |"
+                f"for the bf16 row) | | | | {w['bf16_ceiling_gflops_per_s']:.1f} | 100% | |"
             )
         hf = w["variants"]["hf-eager"]["tokens_per_s"]
         for name, v in w["variants"].items():
             lines.append(
                 f"| {w['setting']} | {w['threads']} | {name} | {v['tokens_per_s']:,.0f} | "
-                f"{v['step_ms_median']:.1f} | {v['model_gflops_per_s']:.1f} | "
+                f"{v['step_ms_median']:.1f} | {v['first_step_s']:.1f} | "
+                f"{v['model_gflops_per_s']:.1f} | "
                 f"{100 * v['mfu']:.1f}% | {v['tokens_per_s'] / hf:.2f} |"
             )
     return "\n".join(lines)
