@@ -17,7 +17,9 @@ and, as quick extra rows, rewritelab's step with one candidate change each:
   + torch.compile the loss compiled as the loop compiles it on CUDA (`dynamic=True`), on the
                   CPU (inductor's C++ kernels); alone, and with fused AdamW. Each worker
                   starts with an empty inductor cache, so "first step s" (the first step's
-                  time, in every row) includes the whole compilation a first run pays;
+                  time, in every row) includes the whole compilation a first run pays (the
+                  second compiled row reuses what the first compiled: its first step is not
+                  a cold start);
   + bf16 autocast rewritelab's bf16 autocast, only on a CPU that computes bf16 natively
                   (AVX512-BF16 or AMX); its MFU is against a bf16 torch.mm ceiling measured
                   the same way (every other row, rewritelab's included, runs in fp32).
@@ -46,7 +48,7 @@ step on 2 cores: 30 timed steps of five variants would take 15 minutes); `--step
 shared 2-core machine the numbers are only as good as the load they ran under, and the
 2-thread rows mean nothing unless the machine is otherwise idle.
 
-    .venv/bin/python benchmarks/bench_train.py              # the full table (~5 minutes idle)
+    .venv/bin/python benchmarks/bench_train.py              # the full table (~9 minutes idle)
     .venv/bin/python benchmarks/bench_train.py --steps 5    # a quick check of the plumbing
 
 Writes benchmarks/results/train.json (machine, load, versions, date, settings, every
