@@ -156,15 +156,16 @@ def test_only_the_no_op_experiment_splits_its_figure_by_no_op_inputs(
     assert data.metrics[:2] == ("unseen_accuracy", "seen_accuracy")
 
 
-def test_an_unjudged_experiment_states_the_i50_of_each_line_for_the_results_page(tmp_path):
+@pytest.mark.parametrize("name", ["e6", "e7"])  # E6: one line per start (scratch, pretrained)
+def test_an_unjudged_experiment_states_the_i50_of_each_line_for_the_results_page(tmp_path, name):
     rows = []
     for target, i50 in (("step", 30.0), ("final", 300.0)):
         for row in e1_rows(i50=i50, seeds=2):
-            row["experiment"] = "e7"
+            row["experiment"] = name
             row["factors"] = {**row["factors"], "train.target": target}
             row["point_id"] += target
             rows.append(row)
-    _, analysis = build_section("e7", "cpu", rows, tmp_path)
+    _, analysis = build_section(name, "cpu", rows, tmp_path)
     assert analysis["verdict"] == "not judged"
     step, final = analysis["measured"].split("; ")
     assert step.startswith("target=step: I50 = ") and final.startswith("target=final: I50 = ")

@@ -287,7 +287,8 @@ TABLES = {
     "e5": ("Unseen accuracy by occurrences of x in training inputs, beside the paper's Table 1:",
            e5_table),
 }
-TRANSITION_KINDS = {"e0", "e1", "e2", "e5", "e7"}  # kinds whose claim is about where I switches on
+# kinds whose claim is about where I switches on (E6: where I is a number, not a label)
+TRANSITION_KINDS = {"e0", "e1", "e2", "e5", "e6", "e7"}
 
 
 X_FACTORS = {"e4": "spread"}
