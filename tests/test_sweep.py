@@ -81,6 +81,26 @@ def test_grid_expansion_seeds_and_presets(tiny):
     assert small[0].train["model"]["width"] == 16  # the base survives the deep merge
 
 
+def test_a_preset_extends_another_and_resolves_to_the_same_points_as_a_copy(tmp_path):
+    small = '[presets.small.train]\nbatch_size = 16\n'
+    copy = '[presets.copy]\nseeds = [5]\n[presets.copy.train]\nbatch_size = 16\nepochs = 3\n'
+    copy += '[presets.copy.grid]\n"dataset.train.instructions" = [3]\n'
+    longer = '[presets.longer]\nextends = "small"\n[presets.longer.train]\nepochs = 3\n'
+    path = tmp_path / "t.toml"
+    path.write_text(TINY + small + copy + longer)
+    extended, written_out = (load_experiment(path, name).points() for name in ("longer", "copy"))
+    assert [p.point_id for p in extended] == [p.point_id for p in written_out]
+    assert extended[0].train["batch_size"] == 16 and extended[0].train["epochs"] == 3
+    assert load_experiment(path, "small").points()[0].train["epochs"] == 1  # the parent unchanged
+    for parent, message in (('"gpu"', "extends 'gpu', which is not a preset"),
+                            ("[1]", "extends \\[1\\], which is not a preset"),
+                            ('"longer"', "extend each other")):  # fmt: skip
+        cyclic = TINY.replace("[presets.small]\n", f"[presets.small]\nextends = {parent}\n")
+        path.write_text(cyclic + small + longer)
+        with pytest.raises(RewritelabError, match=message):
+            load_experiment(path, "longer")
+
+
 def test_table_valued_factors_and_bad_experiments(tmp_path, tiny):
     text = TINY.replace(
         '"dataset.train.instructions" = [2, 8]',

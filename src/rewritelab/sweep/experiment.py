@@ -26,6 +26,11 @@ An experiment file (TOML) declares what to vary and what to hold fixed:
     [presets.cpu.train.model]
     layers = 2
 
+    [presets.cpu-dense]         # `extends`: merged over that preset, not over the base alone
+    extends = "cpu"
+    [presets.cpu-dense.grid]
+    "dataset.train.instructions" = [10, 30, 100, 300, 1000]
+
 A fine-tuning experiment (`method = "finetune"`) may say how to make its base model with a
 `pretrain` table (in a preset too): `corpus` (paths, globs; `{stdlib}` is Python's standard
 library), `out` (the run directory, which must be `train.base`) and `config` (a pretraining
@@ -59,7 +64,7 @@ TOP_KEYS = {
     "presets", "pretrain",
 }  # fmt: skip
 METHODS = ("train", "finetune")  # from-scratch training, or fine-tuning a pretrained model
-PRESET_KEYS = {"seeds", "dataset", "train", "grid", "description", "pretrain"}
+PRESET_KEYS = {"seeds", "dataset", "train", "grid", "description", "pretrain", "extends"}
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # safe as a file or directory name
 
 
@@ -190,7 +195,7 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
         if preset not in presets:
             known = ", ".join(presets) or "none"
             raise RewritelabError(f"{path}: no preset {preset!r} (known: {known})")
-        data = deep_merge(data, presets[preset])
+        data = deep_merge(data, preset_settings(presets, preset, path))
     grid = data.get("grid", {})
     for factor, values in grid.items():
         if not isinstance(values, list) or not values:
@@ -217,6 +222,20 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
         _check_pretrain(experiment, path)
     _validate_points(experiment)
     return experiment
+
+
+def preset_settings(presets: dict, name: str, path: str | Path, seen: tuple = ()) -> dict:
+    """The settings of preset `name`, merged over those of the preset it `extends` (and so
+    on up the chain), without the `extends` key itself."""
+    settings = dict(presets[name])
+    parent = settings.pop("extends", None)
+    if parent is None:
+        return settings
+    if not isinstance(parent, str) or parent not in presets:
+        raise RewritelabError(f"{path}: preset {name!r} extends {parent!r}, which is not a preset")
+    if parent in seen or parent == name:
+        raise RewritelabError(f"{path}: presets {name!r} and {parent!r} extend each other")
+    return deep_merge(preset_settings(presets, parent, path, (*seen, name)), settings)
 
 
 def _check_pretrain(experiment: Experiment, path: str | Path) -> None:
