@@ -24,6 +24,12 @@ def one_thread():
     yield
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first (a stable sort): pytest-xdist's worksteal then hands the short ones
+    to whichever process is free, instead of one process ending alone on a long test."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def reference_occurrences(pattern: str, word: str) -> int:
     """Disjoint copies of `pattern` found scanning left to right, by direct comparison."""
     count, i = 0, 0

@@ -134,6 +134,7 @@ def test_git_hash_carries_a_dirty_flag(tmp_path, monkeypatch):
     assert provenance.git_hash() == f"{clean}+dirty"
 
 
+@pytest.mark.slow
 def test_failed_points_are_reported_with_a_nonzero_exit_and_retried_on_request(
     tmp_path, capsys, monkeypatch
 ):

@@ -227,6 +227,7 @@ def test_killed_sweep_resumes_where_it_stopped(tmp_path, tiny, monkeypatch):
     assert attempts[calls[0]] == 1  # the finished point was not run again
 
 
+@pytest.mark.slow
 def test_ray_executor_runs_points_into_the_same_database(tmp_path, tiny):
     pytest.importorskip("ray")
     experiment = load_experiment(tiny, "small")

@@ -23,6 +23,7 @@ def data(tmp_path_factory):
     return make_data(tmp_path_factory.mktemp("data") / "tiny")
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_seen_instructions(tmp_path_factory):
     data, run, metrics = trained_run(tmp_path_factory.getbasetemp())
     assert metrics["seen_accuracy"] >= 0.9
