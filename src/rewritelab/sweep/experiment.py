@@ -233,7 +233,7 @@ def preset_settings(presets: dict, name: str, path: str | Path, seen: tuple = ()
         return settings
     if not isinstance(parent, str) or parent not in presets:
         raise RewritelabError(f"{path}: preset {name!r} extends {parent!r}, which is not a preset")
-    if parent in seen or parent == name:
+    if parent in (*seen, name):
         raise RewritelabError(f"{path}: presets {name!r} and {parent!r} extend each other")
     return deep_merge(preset_settings(presets, parent, path, (*seen, name)), settings)
 
