@@ -26,6 +26,8 @@ def test_defaults_are_the_papers():
         ({"layers": 0}, "layers"),
         ({"context": 2.5}, "context"),
         ({"dropout": 1.0}, "dropout"),
+        ({"vocab_size": -1}, "vocab_size"),
+        ({"vocab_size": 40.0}, "vocab_size"),
     ],
 )
 def test_bad_model_configs_are_refused(changes, problem):
@@ -75,8 +77,36 @@ def test_loading_refuses_a_tokenizer_of_another_vocabulary(tmp_path):
     tokenizer = Tokenizer("abc")
     save_model(build_model(SMALL, tokenizer, seed=0), tokenizer, tmp_path)
     Tokenizer("abcd").save(tmp_path)
-    with pytest.raises(RewritelabError, match="does not match"):
+    with pytest.raises(RewritelabError, match="does not hold"):
         load_model(tmp_path)
+
+
+def test_padded_vocabulary_trains_saves_and_opens_in_transformers(tmp_path):
+    """`vocab_size` adds rows no text uses to the embedding and the head: they take part in the
+    softmax, the directory says so in its config, and transformers and our loader give the
+    same logits over every row."""
+    tokenizer = Tokenizer("abc")  # 9 ids
+    padded = ModelConfig(layers=2, heads=2, width=32, context=24, vocab_size=16)
+    model = build_model(padded, tokenizer, seed=0).eval()
+    assert model.transformer.wte.num_embeddings == model.lm_head.out_features == 16
+    save_model(model, tokenizer, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["vocab_size"] == 16
+    ids = torch.tensor([tokenizer.encode_prompt("ab", "c", "cabab")])
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path, use_safetensors=True).eval()
+    ours, _ = load_model(tmp_path)
+    with torch.no_grad():
+        expected = model(ids)
+        assert expected.shape[-1] == 16
+        torch.testing.assert_close(hf(ids).logits, expected, rtol=0, atol=1e-5)
+        torch.testing.assert_close(ours(ids), expected, rtol=0, atol=0)
+    unpadded = build_model(SMALL, tokenizer, seed=0)
+    assert unpadded.vocab_size == 9  # 0 = the tokenizer's own size
+
+
+def test_vocab_size_below_the_tokenizers_is_refused():
+    with pytest.raises(RewritelabError, match=r"model.vocab_size \(8\) is smaller .* \(9\)"):
+        build_model(ModelConfig(layers=1, heads=1, width=8, context=8, vocab_size=8),
+                    Tokenizer("abc"), seed=0)  # fmt: skip
 
 
 def test_device_choice():

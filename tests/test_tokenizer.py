@@ -26,6 +26,14 @@ def test_decode_stops_at_eos_and_drops_specials():
     assert tokenizer.decode([tokenizer.bos_id, *tokenizer.encode_word("yy")]) == "yy"
 
 
+def test_ids_past_the_vocabulary_decode_as_a_character_no_alphabet_holds():
+    tokenizer = Tokenizer("xyz")  # ids 0-8; a padded model may emit 9 and up
+    ids = [*tokenizer.encode_word("xy"), 9, 40, tokenizer.eos_id]
+    assert tokenizer.decode(ids) == "xy\ufffd\ufffd"
+    with pytest.raises(RewritelabError, match="U\\+FFFD"):
+        Tokenizer("ab\ufffd")
+
+
 def test_unicode_alphabet_round_trip():
     tokenizer = Tokenizer("abαβ")
     assert tokenizer.decode(tokenizer.encode_answer("βaα")) == "βaα"

@@ -217,3 +217,27 @@ def test_saved_config_resumes_with_the_same_settings(data, tmp_path):
     assert saved_train_config(tmp_path / "run", ["device=cpu"]).device == "cpu"
     with pytest.raises(RewritelabError, match="not a run directory"):
         saved_train_config(tmp_path / "elsewhere")
+
+
+def test_padded_vocabulary_through_the_cli(data, tmp_path, capsys):
+    """`model.vocab_size` pads the vocabulary with unused ids: `train` saves a model of that
+    many rows, and `evaluate` (both paths) and `predict` read answers that may name those ids
+    (a barely trained model over 40 rows, 9 of them letters and specials, mostly does)."""
+    from rewritelab.cli import main
+
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), "--set", "model.vocab_size=40",
+            "--max-steps", "2", "--eval-every", "2", "--layers", "1", "--heads", "2",
+            "--width", "16", "--context", "32", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((run / "model" / "config.json").read_text())["vocab_size"] == 40
+    assert json.loads((run / "run_config.json").read_text())["config"]["model"]["vocab_size"] == 40
+    capsys.readouterr()
+    printed = {}
+    for path in ("fast", "generate"):
+        assert main(["evaluate", str(run), "--data", str(data), "--path", path]) == 0
+        printed[path] = capsys.readouterr().out.splitlines()[0].split("accuracy ")[1].split()[0]
+    assert printed["fast"] == printed["generate"]
+    assert main(["predict", str(run), "--rule", "a -> b", "--input", "cac"]) == 0
+    out = capsys.readouterr().out
+    assert "exact: cbc" in out and "\ufffd" in out and out.rstrip().endswith("wrong")

@@ -45,19 +45,30 @@ CONV1D_WEIGHTS = (
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Size of the GPT. `context` is the longest sequence (prompt + answer) it can hold."""
+    """Size of the GPT. `context` is the longest sequence (prompt + answer) it can hold.
+
+    `vocab_size` is the number of rows of the token embedding and the output head: 0 means the
+    tokenizer's vocabulary; a larger value pads it with ids that no text uses (their logits
+    still take part in every softmax). On the CPU presets' 32-token vocabularies, padding to 64
+    took E1's runs off the optimisation plateau where a third to two thirds of the seeds stayed
+    (results/cpu/e1/NOTES.md).
+    """
 
     layers: int = 6
     heads: int = 4
     width: int = 256
     context: int = 256
     dropout: float = 0.0
+    vocab_size: int = 0
 
     def validate(self) -> ModelConfig:
         for name in ("layers", "heads", "width", "context"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise RewritelabError(f"model.{name} must be a positive integer, got {value!r}")
+        size = self.vocab_size
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise RewritelabError(f"model.vocab_size must be an integer >= 0, got {size!r}")
         if self.width % self.heads:
             raise RewritelabError(
                 f"model.width ({self.width}) must be divisible by model.heads ({self.heads})"
@@ -148,11 +159,13 @@ class Transformer(nn.Module):
 
 
 class GPT(nn.Module):
-    """GPT-2 language model over a rewritelab tokenizer's vocabulary."""
+    """GPT-2 language model over a rewritelab tokenizer's vocabulary (`tokens` ids), padded to
+    `config.vocab_size` rows when that is set."""
 
-    def __init__(self, config: ModelConfig, vocab_size: int, bos_id: int = 1, eos_id: int = 5):
+    def __init__(self, config: ModelConfig, tokens: int, bos_id: int = 1, eos_id: int = 5):
         super().__init__()
-        self.config, self.vocab_size = config.validate(), vocab_size
+        self.config, self.vocab_size = config.validate(), padded_vocab_size(config, tokens)
+        vocab_size = self.vocab_size
         self.bos_id, self.eos_id = bos_id, eos_id
         self.transformer = Transformer(config, vocab_size)
         self.lm_head = nn.Linear(config.width, vocab_size, bias=False)
@@ -203,6 +216,16 @@ class GPT(nn.Module):
         """Logits (B, V) of the token after `ids`, and the updated cache (greedy decoding)."""
         h, cache = self.hidden(ids, cache)
         return self.lm_head(h[:, -1]), cache
+
+
+def padded_vocab_size(config: ModelConfig, tokens: int) -> int:
+    """Rows of the embedding and head for a tokenizer of `tokens` ids under `config`."""
+    if config.vocab_size and config.vocab_size < tokens:
+        raise RewritelabError(
+            f"model.vocab_size ({config.vocab_size}) is smaller than the tokenizer's "
+            f"vocabulary ({tokens}); use 0 (the tokenizer's) or a larger value"
+        )
+    return config.vocab_size or tokens
 
 
 def build_model(config: ModelConfig, tokenizer: Tokenizer, seed: int) -> GPT:
@@ -307,7 +330,8 @@ def model_config_of(hf: dict) -> ModelConfig:
     """The ModelConfig of a GPT-2 `config.json`."""
     try:
         return ModelConfig(
-            hf["n_layer"], hf["n_head"], hf["n_embd"], hf["n_positions"], hf["resid_pdrop"]
+            hf["n_layer"], hf["n_head"], hf["n_embd"], hf["n_positions"], hf["resid_pdrop"],
+            hf["vocab_size"],
         ).validate()
     except (KeyError, TypeError) as error:
         raise RewritelabError(f"not a GPT-2 config: {error!r} is missing") from None
@@ -331,10 +355,11 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> tup
         raise RewritelabError(f"cannot load the model in {directory}: {error}") from None
     if not isinstance(hf, dict) or hf.get("model_type") != "gpt2":
         raise RewritelabError(f"{directory}/{CONFIG_FILE} is not a GPT-2 config")
-    if hf.get("vocab_size") != tokenizer.vocab_size:
+    rows = hf.get("vocab_size")
+    if not isinstance(rows, int) or rows < tokenizer.vocab_size:
         raise RewritelabError(
-            f"{directory}: model vocabulary ({hf.get('vocab_size')}) does not match its "
-            f"tokenizer ({tokenizer.vocab_size})"
+            f"{directory}: model vocabulary ({rows}) does not hold its "
+            f"tokenizer's ({tokenizer.vocab_size})"
         )
     _check_digests(metadata, state, tokenizer, directory)
     model = GPT(model_config_of(hf), tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)

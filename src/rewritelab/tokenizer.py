@@ -49,6 +49,7 @@ SPECIAL_TOKENS = (PAD, BOS, TO, IN, OUT, EOS)
 TERMINAL_TO, SEP, THEN = "<to.>", "<sep>", "<then>"
 MARKOV_TOKENS = (TERMINAL_TO, SEP, THEN)  # appended after SPECIAL_TOKENS by the markov layout
 LOSS_MODES = ("answer", "sequence")
+UNUSED_ID = "\ufffd"  # how decode writes an id past the vocabulary (see `decode`)
 LAYOUT = "<bos> x <to> y <in> z <out> output <eos>"
 MARKOV_LAYOUT = (
     "<bos> x1 <to> y1 <sep> x2 <to.> y2 <sep> ... <in> input <out> answer <eos>; "
@@ -71,6 +72,10 @@ class Tokenizer:
         if not self.alphabet or len(set(self.alphabet)) != len(self.alphabet):
             raise RewritelabError(
                 f"tokenizer alphabet must be non-empty without repeats, got {self.alphabet!r}"
+            )
+        if UNUSED_ID in self.alphabet:
+            raise RewritelabError(
+                "tokenizer alphabet must not hold U+FFFD: it stands for ids past the vocabulary"
             )
         if self.layout not in LAYOUTS:
             raise RewritelabError(
@@ -158,12 +163,16 @@ class Tokenizer:
 
     def decode(self, ids: list[int]) -> str:
         """The characters of `ids` up to the first end token; special tokens are dropped, except
-        `<then>` (markov layout), written as a space between the words of a trace."""
+        `<then>` (markov layout), written as a space between the words of a trace. An id past
+        the vocabulary (a padded model's unused row) is written as U+FFFD, which no alphabet may
+        hold, so such an answer is never right."""
         chars = []
         for token in ids:
             if token == self.eos_id:
                 break
-            if token >= len(self.specials):
+            if token >= self.vocab_size:
+                chars.append(UNUSED_ID)
+            elif token >= len(self.specials):
                 chars.append(self.alphabet[token - len(self.specials)])
             elif self.layout == "markov" and token == self.then_id:
                 chars.append(" ")
