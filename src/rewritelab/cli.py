@@ -405,8 +405,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def experiments_with_preset(preset: str | None) -> list[tuple[str, str | None, str]]:
     """(experiment, preset, results subdirectory) for each experiment file in experiments/
-    that defines `preset`, and for its companions `preset-*` (e1's `cpu-long` beside `cpu`, in
-    `e1-long`); every file's base settings when `preset` is None."""
+    that defines `preset`, and for its companions `preset-*` (e6's `cpu-dense` beside `cpu`, in
+    `e6-dense`); every file's base settings when `preset` is None."""
     import tomllib
 
     directory = EXPERIMENTS if not Path("experiments").is_dir() else Path("experiments")

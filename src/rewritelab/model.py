@@ -51,7 +51,7 @@ class ModelConfig:
     tokenizer's vocabulary; a larger value pads it with ids that no text uses (their logits
     still take part in every softmax). On the CPU presets' 32-token vocabularies, padding to 64
     took E1's runs off the optimisation plateau where a third to two thirds of the seeds stayed
-    (results/cpu/e1/NOTES.md).
+    (results/cpu/plateau/NOTES.md).
     """
 
     layers: int = 6

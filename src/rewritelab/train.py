@@ -35,6 +35,7 @@ Config file layout (TOML; YAML with the same keys also works), every key optiona
     width = 256
     context = 256
     dropout = 0.0
+    vocab_size = 0             # embedding/head rows; 0 = the tokenizer's, more = unused padding
 """
 
 from __future__ import annotations
