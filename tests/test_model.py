@@ -81,7 +81,7 @@ def test_loading_refuses_a_tokenizer_of_another_vocabulary(tmp_path):
         load_model(tmp_path)
 
 
-def test_padded_vocabulary_trains_saves_and_opens_in_transformers(tmp_path):
+def test_padded_vocabulary_saves_and_opens_in_transformers(tmp_path):
     """`vocab_size` adds rows no text uses to the embedding and the head: they take part in the
     softmax, the directory says so in its config, and transformers and our loader give the
     same logits over every row."""

@@ -165,10 +165,9 @@ class GPT(nn.Module):
     def __init__(self, config: ModelConfig, tokens: int, bos_id: int = 1, eos_id: int = 5):
         super().__init__()
         self.config, self.vocab_size = config.validate(), padded_vocab_size(config, tokens)
-        vocab_size = self.vocab_size
         self.bos_id, self.eos_id = bos_id, eos_id
-        self.transformer = Transformer(config, vocab_size)
-        self.lm_head = nn.Linear(config.width, vocab_size, bias=False)
+        self.transformer = Transformer(config, self.vocab_size)
+        self.lm_head = nn.Linear(config.width, self.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
         self.apply(self._init_weights)
         for name, parameter in self.named_parameters():  # GPT-2's scaled residual projections
