@@ -213,7 +213,9 @@ def test_gradient_accumulation_gives_the_same_step(setup, tmp_path):
     four = finetune_config_from_dict({**LORA, "max_steps": 3, "gradient_accumulation": 4})
     a = finetune(base, data, tmp_path / "one", one, progress=False)
     b = finetune(base, data, tmp_path / "four", four, progress=False)
-    assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    # Four micro-batches sum the same terms in another order: equal up to float rounding,
+    # which after three steps is ~1e-5 relative on an AVX2 CPU (the Xeon's AVX-512: less).
+    assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
 
 
 def test_bad_base_path_is_refused_in_one_line(setup, tmp_path):

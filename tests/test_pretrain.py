@@ -161,3 +161,49 @@ def test_pretrain_finetune_evaluate_merge_report_through_the_cli(tmp_path, capsy
     assert main(["sweep", str(experiment), "--quiet", "--jobs", "1", "--workdir", str(work)]) == 0
     assert main(["report", str(work / "results.sqlite"), "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.md").is_file()
+
+
+def test_a_rewritelab_base_is_tuned_as_our_gpt_and_as_hugging_face_would_tune_it(
+    pretrained, tmp_path, monkeypatch
+):
+    """A base rewritelab saved is fine-tuned as our own GPT (faster a step on a CPU). Hugging
+    Face's GPT-2 class, forced here, runs the same fine-tuning: the same losses after a few
+    steps, LoRA and full; and our LoRA adapter, attached by peft to the Hugging Face class,
+    gives the logits our tuned GPT gives."""
+    pytest.importorskip("peft")
+    from peft import PeftModel
+    from tiny_run import make_data
+    from transformers import GPT2LMHeadModel
+
+    from rewritelab import pretrained as bases
+    from rewritelab.finetune import finetune
+    from rewritelab.finetune_config import finetune_config_from_dict
+    from rewritelab.model import GPT
+
+    out, _ = pretrained
+    data = make_data(tmp_path / "data", pattern_length=[1, 1], replacement_length=[1, 1])
+    common = {"max_steps": 6, "batch_size": 16, "learning_rate": 3e-3, "warmup_steps": 2,
+              "eval_examples": 0, "lora_rank": 4, "lora_alpha": 8, "device": "cpu"}  # fmt: skip
+    configs = {"lora": finetune_config_from_dict(common),
+               "full": finetune_config_from_dict({**common, "method": "full"}),
+               "scratch": finetune_config_from_dict({**common, "method": "full",
+                                                     "reinitialize": True})}  # fmt: skip
+    cpu = torch.device("cpu")
+    assert isinstance(bases.load_base(out, configs["full"], cpu)[0], GPT)
+    ours = {m: finetune(out, data, tmp_path / m, c, progress=False) for m, c in configs.items()}
+    monkeypatch.setattr(bases, "holds_our_gpt", lambda directory: False)
+    assert isinstance(bases.load_base(out, configs["full"], cpu)[0], GPT2LMHeadModel)
+    for method, config in configs.items():
+        theirs = finetune(out, data, tmp_path / f"hf-{method}", config, progress=False)
+        # Bit-identical on the CPUs we have (the same matrix products in the same order);
+        # a bound, not equality, as other BLAS kernels may round differently.
+        assert ours[method]["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-6)
+    monkeypatch.undo()
+
+    tuned, codec, _ = evaluate_run.__globals__["load_for_evaluation"](tmp_path / "lora")
+    assert isinstance(tuned, GPT)
+    hf_base = AutoModelForCausalLM.from_pretrained(out / "model", use_safetensors=True)
+    hf_tuned = PeftModel.from_pretrained(hf_base, tmp_path / "lora" / "adapter").eval()
+    ids = torch.tensor([codec.tokenizer.encode_prompt("a", "b", "cab")])
+    with torch.no_grad():
+        torch.testing.assert_close(hf_tuned(input_ids=ids).logits, tuned(ids), rtol=0, atol=1e-5)
