@@ -351,10 +351,9 @@ def load_for_evaluation(run_dir: str | Path, device: str = "auto"):
     (its base plus adapter, or its fully tuned model) or a from-scratch model."""
     run_dir = Path(run_dir)
     if (run_dir / RUN_CONFIG).is_file() and "base" in _recorded(run_dir):
-        from rewritelab.pretrained import load_finetuned, network_of
+        from rewritelab.pretrained import load_finetuned
 
-        model, codec, template = load_finetuned(run_dir, device)
-        return network_of(model), codec, template
+        return load_finetuned(run_dir, device)
     model, tokenizer = load_model(resolve_model_dir(run_dir), pick_device(device))
     return model, CharCodec(tokenizer), "native"
 

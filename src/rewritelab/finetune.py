@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from rewritelab.batches import (
     Batches,
     check_dataset,
@@ -31,33 +29,21 @@ from rewritelab.errors import RewritelabError
 from rewritelab.evaluate import check_context, choose_path, model_context, verdicts_of
 from rewritelab.finetune_config import FinetuneConfig
 from rewritelab.loop import lm_loss, train_run
-from rewritelab.model import GPT
 from rewritelab.pretrained import (
     ADAPTER_DIR,
     MODEL_DIR,
     attach_lora,
     load_base,
-    network_of,
-    save_weights,
     without_reinitialize,
 )
 from rewritelab.prompts import check_codec, encode_dataset_split, resolve_template
 from rewritelab.runs import RunDirectory
 
 
-def finetune_loss(model: torch.nn.Module, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Summed next-token loss of the model being tuned: our GPT's own (also under a LoRA
-    wrapper), or a Hugging Face causal LM's."""
-    network = network_of(model)
-    if isinstance(network, GPT):
-        return network.loss(ids, targets, reduction="sum")
-    return lm_loss(model, ids, targets)
-
-
 class FinetuneTrainee:
     """A pretrained base (with a LoRA adapter, or whole), its batches and its evaluation."""
 
-    loss = staticmethod(finetune_loss)
+    loss = staticmethod(lm_loss)
 
     def __init__(self, base: str | Path, data_dir: Path, config: FinetuneConfig, device):
         self.base, self.config, self.device = base, config, device
@@ -103,7 +89,7 @@ class FinetuneTrainee:
         return {
             f"{name}_accuracy": float(
                 verdicts_of(
-                    network_of(self.model),
+                    self.model,
                     split,
                     self.codec,
                     self.eval_paths[name],
@@ -114,7 +100,8 @@ class FinetuneTrainee:
         }
 
     def save(self, directory: Path) -> None:
-        save_weights(self.model, self.codec, directory)
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.codec.save(directory)
 
     def load(self, directory: Path) -> None:
         """Reload the weights of a checkpoint: the adapter, or the whole model."""

@@ -336,22 +336,6 @@ def model_config_of(hf: dict) -> ModelConfig:
         raise RewritelabError(f"not a GPT-2 config: {error!r} is missing") from None
 
 
-def is_our_gpt_config(hf: dict) -> bool:
-    """Whether a GPT-2 `config.json` describes a network our GPT computes exactly: it holds
-    every setting `hf_config` writes, at that value, and no variant switch turned on (configs
-    that other tools wrote may leave defaults out: they are not taken for ours)."""
-    try:
-        ours = hf_config(
-            model_config_of(hf), hf["vocab_size"], hf.get("bos_token_id"), hf.get("eos_token_id")
-        )
-    except (RewritelabError, KeyError):
-        return False
-    ours.pop("use_cache")  # a decoding default, not the network
-    written = all(key in hf and hf[key] == value for key, value in ours.items())
-    variants = ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn")
-    return written and not any(hf.get(key) for key in variants)
-
-
 def load_model(directory: str | Path, device: torch.device | str = "cpu") -> tuple[GPT, Tokenizer]:
     """The model and tokenizer saved by `save_model`, in eval mode on `device`."""
     from safetensors import SafetensorError, safe_open
@@ -378,7 +362,7 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> tup
         )
     _check_digests(metadata, state, tokenizer, directory)
     model = GPT(model_config_of(hf), tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
-    load_hf_state(model, state, directory)
+    _load_hf_state(model, state, directory)
     return model.to(device).eval(), tokenizer
 
 
@@ -393,12 +377,10 @@ def _check_digests(metadata: dict, state: dict, tokenizer: Tokenizer, where: Pat
         raise RewritelabError(f"{where}: the tokenizer is not the one the model was saved with")
 
 
-def load_hf_state(model: GPT, state: dict[str, torch.Tensor], where: str | Path) -> None:
-    """Copy GPT-2-named weights into `model`, refusing missing, extra or misshapen tensors
-    (the tied head of a Hugging Face model's own state is the embedding: skipped)."""
+def _load_hf_state(model: GPT, state: dict[str, torch.Tensor], where: Path) -> None:
+    """Copy GPT-2-named weights into `model`, refusing missing, extra or misshapen tensors."""
     expected = hf_state_dict(model)
     state = {k: v for k, v in state.items() if not k.endswith(".attn.bias")}  # old HF buffers
-    state.pop("lm_head.weight", None)
     missing, unexpected = (
         sorted(expected.keys() - state.keys()),
         sorted(state.keys() - expected.keys()),

@@ -1,11 +1,7 @@
 """Pretrained bases and LoRA adapters: loading a causal LM, attaching, reloading and merging.
 
 A base is a local directory or a Hugging Face id found in the local cache (downloads only
-when the config allows them); its tokenizer must be able to write the dataset's words. A base
-rewritelab made (`train`, `pretrain`: our GPT with its character tokenizer) is fine-tuned as
-our GPT, which computes the same logits as Hugging Face's GPT-2 class from the same weights
-and trains faster a step on a CPU (benchmarks/results/train.md); its LoRA adapters have the
-GPT-2 module names and shapes, so peft also attaches them to the Hugging Face class. The
+when the config allows them); its tokenizer must be able to write the dataset's words. The
 final weights of a fine-tuning run are a peft adapter (`adapter/`, method "lora") or a whole
 model (`model/`, method "full"); `merge` folds an adapter into its base for tools that know
 nothing of peft.
@@ -22,15 +18,6 @@ import torch
 
 from rewritelab.errors import RewritelabError
 from rewritelab.finetune_config import FinetuneConfig
-from rewritelab.model import (
-    CONFIG_FILE,
-    GPT,
-    hf_config,
-    is_our_gpt_config,
-    load_hf_state,
-    load_model,
-    save_model,
-)
 from rewritelab.prompts import (
     CharCodec,
     Codec,
@@ -56,11 +43,9 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
 
     hf_logging.disable_progress_bar()
     directory = Path(base)
-    if (directory / MODEL_DIR / CONFIG_FILE).is_file():  # a pretraining run: its final model
+    if (directory / MODEL_DIR / "config.json").is_file():  # a pretraining run: its final model
         directory = base = directory / MODEL_DIR
     local = directory.is_dir()
-    if local and not config.load_in_8bit and holds_our_gpt(directory):
-        return _load_our_gpt(directory, config, device)
     hub = {"local_files_only": not config.allow_download, "trust_remote_code": False}
     try:
         model_config = AutoConfig.from_pretrained(str(base), **hub)
@@ -90,37 +75,6 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
         model = model.to(device)
     _check_vocabulary(model, codec, str(base))
     return model, codec
-
-
-def holds_our_gpt(directory: Path) -> bool:
-    """Whether `directory` holds a model of rewritelab's own GPT (its config as `save_model`
-    writes it) with rewritelab's character tokenizer."""
-    try:
-        hf = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(hf, dict) and is_our_gpt_config(hf) and is_char_tokenizer_dir(directory)
-
-
-def _load_our_gpt(directory: Path, config: FinetuneConfig, device: torch.device):
-    """(our GPT, its codec): the saved weights, or fresh ones of the same shape."""
-    model, tokenizer = load_model(directory, device)
-    if config.reinitialize:
-        _draw_weights(model, tokenizer, config.seed)
-    return model, CharCodec(tokenizer)
-
-
-def _draw_weights(model: GPT, tokenizer: Tokenizer, seed: int) -> None:
-    """Give `model` fresh weights drawn as Hugging Face's GPT-2 class draws them from the
-    `model_init` stream: a reinitialised start is the same whichever class tunes it (and the
-    same as before rewritelab tuned its own bases as its own GPT)."""
-    from transformers import AutoModelForCausalLM, GPT2Config
-
-    shape = hf_config(model.config, model.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed_of(seed, "model_init"))
-        drawn = AutoModelForCausalLM.from_config(GPT2Config(**shape))
-    load_hf_state(model, drawn.state_dict(), "fresh weights")
 
 
 def _load_options(config: FinetuneConfig, device: torch.device) -> dict:
@@ -159,7 +113,7 @@ def default_target_modules(model) -> list[str]:
     `q_proj`/`v_proj`, GPT-NeoX `query_key_value`, ...)."""
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TABLE
 
-    model_type = "gpt2" if isinstance(model, GPT) else model.config.model_type
+    model_type = model.config.model_type
     if model_type not in TABLE:
         raise RewritelabError(
             f"no default LoRA target modules for architecture {model_type!r}: "
@@ -169,19 +123,17 @@ def default_target_modules(model) -> list[str]:
 
 
 def attach_lora(model, config: FinetuneConfig):
-    """`model` wrapped with a fresh LoRA adapter (seeded by the `model_init` stream). Our GPT
-    is a plain torch module to peft (no task type); its linear layers are stored (out, in)."""
+    """`model` wrapped with a fresh LoRA adapter (seeded by the `model_init` stream)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    ours = isinstance(model, GPT)
     targets = list(config.target_modules) or default_target_modules(model)
     lora = LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=targets,
-        fan_in_fan_out=not ours and model.config.model_type == "gpt2",  # Conv1D is (in, out)
-        task_type=None if ours else "CAUSAL_LM",
+        fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2 stores Conv1D (in, out)
+        task_type="CAUSAL_LM",
     )
     if config.load_in_8bit:
         model = prepare_model_for_kbit_training(model)
@@ -233,28 +185,13 @@ def merge(run_dir: str | Path, out_dir: str | Path, device: str = "cpu") -> Path
     model, codec, _ = load_finetuned(run_dir, device, merged_precision=True)
     if not hasattr(model, "merge_and_unload"):
         raise RewritelabError(f"{run_dir} was fully fine-tuned: its {MODEL_DIR}/ is the model")
+    merged = model.merge_and_unload()
     partial = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    save_weights(model.merge_and_unload(), codec, partial)
+    merged.save_pretrained(partial, safe_serialization=True)
+    codec.save(partial)
     os.replace(partial, out_dir)
     return out_dir
-
-
-def save_weights(model, codec: Codec, directory: Path) -> None:
-    """Save a model with its tokenizer: our GPT as a model directory, a Hugging Face model or a
-    peft adapter with `save_pretrained`."""
-    if isinstance(model, GPT):
-        save_model(model, codec.tokenizer, directory)
-    else:
-        model.save_pretrained(directory, safe_serialization=True)
-        codec.save(directory)
-
-
-def network_of(model):
-    """The module that computes: our GPT inside a peft wrapper (whose LoRA layers sit in the
-    GPT itself), else `model` as it is (Hugging Face models keep their wrapper)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return inner if isinstance(inner, GPT) else model
 
 
 def without_reinitialize(config: FinetuneConfig) -> FinetuneConfig:
