@@ -222,6 +222,14 @@ def test_results_page_through_the_cli(tmp_path, capsys):
     assert main(["results-page", str(tmp_path / "none"), "--out", str(page)]) == 2
     assert "is not a directory" in capsys.readouterr().err
 
+    # A replicate of e1/cpu (another machine): both rows name their directories.
+    write_report(tmp_path / "r.sqlite", results / "e1-replicate", run=run)
+    assert main(["results-page", str(results), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "[e1/cpu (e1)](cpu/e1/report.md)" in text
+    assert "[e1/cpu (e1-replicate)](cpu/e1-replicate/report.md)" in text
+    assert "[e5/cpu](cpu/e5/report.md)" in text  # alone: the plain name
+
 
 def test_the_history_log_name_matches_the_trainers():
     from rewritelab.runs import METRICS

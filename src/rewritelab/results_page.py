@@ -3,7 +3,9 @@
 `write_results_page(results_dir, out)` reads `<results_dir>/<experiment>/summary.json` (as
 written by `rewritelab report`) and writes one Markdown page with a row per experiment and
 preset: the paper's claim, our measurement (with the I50 interval where a transition was
-fitted), the verdict, the command, the wall time and links to every figure. The verdict and
+fitted), the verdict, the command, the wall time and links to every figure. Replicates (two
+directories with the same experiment and preset, e.g. on two machines) are told apart by
+their directory names. The verdict and
 measurement come from the summary's "analysis" where the report states them; older summaries
 without it are judged here by the same criteria (`rewritelab.paper.CRITERIA`). The command
 and wall time come from the summary's "run" entry, when the run recorded them. A directory
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 from rewritelab.errors import RewritelabError
@@ -104,6 +107,7 @@ def write_results_page(results_dir: str | Path, out: str | Path) -> Path:
     rows = [row for d, s in read_summaries(results_dir) for row in experiment_rows(d, s)]
     rows = sorted(rows + unrun_rows(results_dir), key=lambda row: row["experiment"])
     page_dir = out.parent.resolve()
+    repeated = Counter(row["experiment"] for row in rows)  # a replicate: named by its directory
     lines = [
         "# Results",
         "",
@@ -116,8 +120,11 @@ def write_results_page(results_dir: str | Path, out: str | Path) -> Path:
     for row in rows:
         directory = row["directory"].resolve()
         notes = directory / NOTES
-        name = (f"[{row['experiment']}]({_link(directory / 'report.md', page_dir)})"
-                if row["verdict"] != NOT_RUN else row["experiment"])  # fmt: skip
+        label = row["experiment"]
+        if repeated[label] > 1:
+            label += f" ({directory.name})"
+        name = (f"[{label}]({_link(directory / 'report.md', page_dir)})"
+                if row["verdict"] != NOT_RUN else label)  # fmt: skip
         if notes.is_file():
             name += f" ([notes]({_link(notes, page_dir)}))"
         figures = ", ".join(f"[{f.name}]({_link(f.resolve(), page_dir)})" for f in row["figures"])
