@@ -5,13 +5,12 @@ written by `rewritelab report`) and writes one Markdown page with a row per expe
 preset: the paper's claim, our measurement (with the I50 interval where a transition was
 fitted), the verdict, the command, the wall time and links to every figure. Replicates (two
 directories with the same experiment and preset, e.g. on two machines) are told apart by
-their directory names. The verdict and
-measurement come from the summary's "analysis" where the report states them; older summaries
-without it are judged here by the same criteria (`rewritelab.paper.CRITERIA`). The command
-and wall time come from the summary's "run" entry, when the run recorded them. A directory
-with a `NOTES.md` (the write-up beside the report) gets a link to it; one with notes but no
-summary (an experiment measured and not run, say) gets a row of its own, "not run", whose
-result is the notes' title.
+their directory names. The verdict and measurement come from the summary's "analysis" where
+the report states them; older summaries without it are judged here by the same criteria
+(`rewritelab.paper.CRITERIA`). The command and wall time come from the summary's "run"
+entry, when the run recorded them. A directory with a `NOTES.md` (the write-up beside the
+report) gets a link to it; one with notes but no summary (an experiment measured and not run,
+say) gets a row of its own, "not run", whose result is the notes' title.
 """
 
 from __future__ import annotations
