@@ -17,6 +17,7 @@ from rewritelab.evaluate import (
     fast_verdicts,
     generate_answers,
     generate_verdicts,
+    point_accuracies,
     predict,
 )
 from rewritelab.model import load_model
@@ -103,6 +104,19 @@ def test_breakdown_by_hand():
         }
     )
     assert list(result["by_instruction"]) == ["3", "10"]  # numeric order, not text order
+    # rule 3 on its input that holds x alone: the no-op it got wrong is left out
+    has_op = {k: v["accuracy"] for k, v in result["by_has_op_instruction"].items()}
+    assert has_op == {"3": 1.0, "10": 1.0} and result["by_instruction"]["3"]["accuracy"] == 0.5
+
+
+def test_an_evaluation_point_logs_accuracy_on_inputs_that_hold_x():
+    records = [{"noop": False}, {"noop": True}, {"noop": False}, {"noop": True}]
+    verdicts = np.array([True, True, False, True])
+    unseen = point_accuracies("unseen", verdicts, records)
+    assert unseen == {"unseen_accuracy": 0.75, "unseen_has_op_accuracy": 0.5}
+    assert point_accuracies("seen", verdicts, records) == {"seen_accuracy": 0.75}
+    only_noops = point_accuracies("unseen", verdicts[[1, 3]], records[1::2])
+    assert only_noops == {"unseen_accuracy": 1.0, "unseen_has_op_accuracy": None}
 
 
 def test_evaluate_run_writes_metrics_and_predictions(trained, tmp_path):
@@ -117,6 +131,15 @@ def test_evaluate_run_writes_metrics_and_predictions(trained, tmp_path):
     fast = evaluate_run(run, data, split="seen_test", path="fast")
     assert fast["overall"] == metrics["overall"]
     assert fast["overall"]["accuracy"] == final["seen_accuracy"]  # training evaluated all 100
+
+
+def test_training_logs_the_has_op_accuracy_the_evaluator_measures(trained):
+    data, run, final = trained
+    unseen = evaluate_run(run, data, split="test", path="fast")  # training evaluated all 60
+    assert final["unseen_accuracy"] == unseen["overall"]["accuracy"]
+    assert final["unseen_has_op_accuracy"] == unseen["by_noop"]["has_op"]["accuracy"]
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all("unseen_has_op_accuracy" in line for line in logged)
 
 
 def test_evaluating_on_another_dataset_keeps_the_runs_own_record(trained, tmp_path):

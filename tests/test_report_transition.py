@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from synthetic_results import INSTRUCTIONS, e1_rows, logistic, synthetic_row, write_rows
 
@@ -86,7 +87,7 @@ def test_e1_figure_shows_seeds_fit_interval_and_the_papers_marks():
     figure = draw(FigureData("e1", "e1", INSTRUCTIONS, entries, rows, transitions=transitions))
     axis = figure.axes[0]
     labels = axis.get_legend_handles_labels()[1]
-    assert {"unseen rules", "seen rules", "logistic fit (unseen)"} <= set(labels)
+    assert {"unseen rules", "seen rules", "logistic fit (unseen rules)"} <= set(labels)
     assert any(label.startswith("I50 ") and "95% CI" in label for label in labels)
     assert sum(label.startswith("paper:") for label in labels) == 3
     seed_lines = [line for line in axis.lines if line.get_label() == "_seed"]
@@ -156,6 +157,48 @@ def test_only_the_no_op_experiment_splits_its_figure_by_no_op_inputs(
     assert data.metrics[:2] == ("unseen_accuracy", "seen_accuracy")
 
 
+def e2_rows(i50: float, noop: float = 0.95, logged_has_op: bool = True) -> list[dict]:
+    """E2-like runs: a test set half of no-ops (right at `noop`), and on inputs that hold x a
+    logistic switching on at `i50`; overall unseen accuracy is the mean of the two halves.
+    Their histories log has-op accuracy if `logged_has_op` (as runs before it did not)."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for seed in range(3):
+        for instructions in (8, 32, 64, 128, 256, 512, 2048):
+            has_op = np.clip(rng.normal(logistic(instructions, 0.0, 1.0, 2.0, i50), 0.05, 40), 0, 1)
+            overall = (noop + has_op.mean()) / 2
+            row = synthetic_row("e2", "cpu", seed, {INSTRUCTIONS: instructions}, overall, 1.0,
+                                0, rng, history=False)  # fmt: skip
+            row["metrics"].update(
+                unseen_noop_accuracy=noop,
+                unseen_has_op_accuracy=float(has_op.mean()),
+                unseen_by_has_op_instruction={str(i): float(a) for i, a in enumerate(has_op)},
+            )
+            logged = {"step": 100, "unseen_accuracy": overall}
+            if logged_has_op:
+                logged["unseen_has_op_accuracy"] = float(has_op.mean())
+            row["metrics"]["history"] = [logged]
+            rows.append(row)
+    return rows
+
+
+def test_the_no_op_experiment_fits_its_transition_on_inputs_that_hold_x(tmp_path):
+    rows = e2_rows(i50=128.0)
+    lines, analysis = build_section("e2", "cpu", rows, tmp_path)
+    fits = analysis["transitions"]["all"]
+    assert {fit["accuracy"] for fit in fits.values()} == {"unseen_has_op_accuracy"}
+    assert 100 < fits["final"]["i50"] < 165  # where the has-op half switches on
+    assert fits["final"]["bootstrap"]["resampled"] == "seeds and test rules"
+    assert 100 < fits["best_step"]["i50"] < 165
+    # overall accuracy starts at ~0.48 (the no-op half): it crosses 0.5 as has-op leaves 0
+    assert line_transitions(rows)["all"]["final"]["i50"] < 64  # the has-op one: 128
+    assert any("on inputs that hold x (has-op) crossing 0.5" in line for line in lines)
+    assert analysis["measured"].count("has-op I50 = ") == 1
+    # histories from before has-op accuracy was logged: the final evaluation alone
+    _, analysis = build_section("e2", "cpu", e2_rows(i50=128.0, logged_has_op=False), tmp_path)
+    assert set(analysis["transitions"]["all"]) == {"final"}
+
+
 @pytest.mark.parametrize("name", ["e6", "e7"])  # E6: one line per start (scratch, pretrained)
 def test_an_unjudged_experiment_states_the_i50_of_each_line_for_the_results_page(tmp_path, name):
     rows = []
@@ -186,6 +229,12 @@ def test_kinds_and_verdict_criteria():
     assert judge("e1", [entry(10, 0.05), entry(1000, 0.95, seen=0.8)])[0] == "partly"
     assert judge("e1", [entry(10, 0.2), entry(1000, 0.4)])[0] == "not reproduced"
     assert judge("e6", [entry(10, 0.2)])[0] == "not judged"
+    # E2 judges inputs that hold x: the no-op half of a share lifts its overall accuracy
+    shares = [entry(512, 0.98) | {"factors": {INSTRUCTIONS: 512, "noop": n}} for n in (1, 3)]
+    assert judge("e2", shares)[0] == "reproduced"  # no split stored: overall accuracy
+    shares[1]["unseen_has_op_accuracy"], shares[0]["unseen_has_op_accuracy"] = 0.84, 0.99
+    verdict, facts = judge("e2", shares)
+    assert verdict == "partly" and "has-op unseen 0.84–0.99" in facts
 
 
 def test_results_page_through_the_cli(tmp_path, capsys):

@@ -230,11 +230,26 @@ def accuracy_of(verdicts: np.ndarray) -> dict:
     return {"accuracy": p, "examples": n, "stderr": math.sqrt(p * (1 - p) / n) if n else math.nan}
 
 
-BREAKDOWN_CLASSES = {
+def point_accuracies(name: str, verdicts: np.ndarray, records: list[dict]) -> dict:
+    """What a training-time evaluation point logs of split `name`: exact-match accuracy and,
+    for the unseen split, accuracy on the inputs that hold x (`has_op`): only those need the
+    rule, so a test set half of no-ops floors overall accuracy near 0.5 and the transition is
+    fitted on this one there (E2). Equal to the accuracy when no example is a no-op; None
+    when every one is."""
+    accuracies = {f"{name}_accuracy": float(verdicts.mean())}
+    if name == "unseen":
+        has_op = ~np.array([record["noop"] for record in records], dtype=bool)
+        has_op_accuracy = float(verdicts[has_op].mean()) if has_op.any() else None
+        accuracies["unseen_has_op_accuracy"] = has_op_accuracy
+    return accuracies
+
+
+BREAKDOWN_CLASSES = {  # a class of None leaves the record out of that breakdown
     "noop": lambda r: "noop" if r["noop"] else "has_op",
     "occurrences": lambda r: str(r["occurrences"]),
     "pattern_length": lambda r: str(len(r["x"])),
     "instruction": lambda r: str(r["instruction"]),
+    "has_op_instruction": lambda r: None if r["noop"] else str(r["instruction"]),
 }
 MARKOV_BREAKDOWN_CLASSES = {
     "noop": lambda r: "noop" if r["noop"] else "has_op",
@@ -246,14 +261,16 @@ MARKOV_BREAKDOWN_CLASSES = {
 
 
 def breakdown(verdicts: np.ndarray, records: list[dict]) -> dict:
-    """Accuracy overall and per class: no-op / has-op, occurrences, |x|, instruction; for
-    algorithm records (they hold `rules`), no-op, steps, rules, halting kind and algorithm."""
+    """Accuracy overall and per class: no-op / has-op, occurrences, |x|, instruction, and
+    instruction on has-op inputs alone; for algorithm records (they hold `rules`), no-op,
+    steps, rules, halting kind and algorithm."""
     result = {"overall": accuracy_of(verdicts)}
     markov = bool(records) and "rules" in records[0]
     for name, key_of in (MARKOV_BREAKDOWN_CLASSES if markov else BREAKDOWN_CLASSES).items():
         members = defaultdict(list)
         for i, record in enumerate(records):
-            members[key_of(record)].append(i)
+            if (key := key_of(record)) is not None:
+                members[key].append(i)
         result[f"by_{name}"] = {
             key: accuracy_of(verdicts[np.array(indices)])
             for key, indices in sorted(members.items(), key=lambda item: _natural(item[0]))

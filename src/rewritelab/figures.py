@@ -190,7 +190,7 @@ def transition_figure(data: FigureData, paper_marks: bool = False):
     for label in series:
         analysis = data.transitions.get(label, {}).get("final")
         if analysis and "fit" in analysis:
-            colour = colours[(label, "unseen_accuracy")]
+            colour = colours[(label, analysis["accuracy"])]
             draw_transition(axis, analysis, levels, colour, band=len(series) == 1)
     _legend(axis)
     return figure
@@ -204,8 +204,9 @@ def draw_transition(axis, analysis: dict, levels: list[int], colour: str, band: 
     """The pooled logistic over the grid, I50 and its bootstrap interval."""
     fit = LogisticFit(**analysis["fit"])
     xs = np.geomspace(levels[0], levels[-1], 200)
+    fitted = METRIC_NAMES[analysis["accuracy"]]
     axis.plot(xs, fit.predict(xs), color=colour, linewidth=0.9, alpha=0.8, linestyle=(0, (1, 1)),
-              label="logistic fit (unseen)" if band else "_fit")  # fmt: skip
+              label=f"logistic fit ({fitted})" if band else "_fit")  # fmt: skip
     low, high = analysis["i50_ci"]
     low, high = low or levels[0], high or levels[-1]  # off the grid: drawn to the grid's edge
     i50, threshold = analysis["i50"], analysis["threshold"]

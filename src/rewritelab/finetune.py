@@ -26,7 +26,13 @@ from rewritelab.batches import (
     eval_subset,
 )
 from rewritelab.errors import RewritelabError
-from rewritelab.evaluate import check_context, choose_path, model_context, verdicts_of
+from rewritelab.evaluate import (
+    check_context,
+    choose_path,
+    model_context,
+    point_accuracies,
+    verdicts_of,
+)
 from rewritelab.finetune_config import FinetuneConfig
 from rewritelab.loop import lm_loss, train_run
 from rewritelab.pretrained import (
@@ -85,19 +91,13 @@ class FinetuneTrainee:
         self.train_examples = len(train_split)
         self.model = attach_lora(model, config) if config.method == "lora" else model
 
-    def evaluate(self) -> dict[str, float]:
-        return {
-            f"{name}_accuracy": float(
-                verdicts_of(
-                    self.model,
-                    split,
-                    self.codec,
-                    self.eval_paths[name],
-                    self.config.eval_batch_size,
-                )[0].mean()
-            )
-            for name, split in self.evals.items()
-        }
+    def evaluate(self) -> dict:
+        accuracies = {}
+        for name, split in self.evals.items():
+            path, batch_size = self.eval_paths[name], self.config.eval_batch_size
+            verdicts = verdicts_of(self.model, split, self.codec, path, batch_size)[0]
+            accuracies |= point_accuracies(name, verdicts, split.records)
+        return accuracies
 
     def save(self, directory: Path) -> None:
         self.model.save_pretrained(directory, safe_serialization=True)

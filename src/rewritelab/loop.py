@@ -144,7 +144,7 @@ class Trainee(Protocol):
     def loss(self, model: torch.nn.Module, ids: torch.Tensor, targets: torch.Tensor):
         """Summed loss over the targets that are not IGNORE."""
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self) -> dict[str, float | None]:
         """Metrics of the model now (the loop switches it to eval mode around the call)."""
 
     def save(self, directory: Path) -> None:

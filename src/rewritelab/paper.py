@@ -67,8 +67,9 @@ CRITERIA = {
     "with seen accuracy ≥ 0.95 at every point (so failing on unseen rules is not "
     "undertraining); partly if unseen accuracy rises by ≥ 0.5 from the smallest to the "
     "largest I",
-    "e2": "at the largest I: reproduced if every no-op share has unseen ≥ 0.9, the shares "
-    "differ by ≤ 0.1 and seen ≥ 0.95 everywhere; partly if every share has unseen ≥ 0.5",
+    "e2": "at the largest I, on unseen inputs that hold x (has-op; overall accuracy where the "
+    "split is not stored): reproduced if every no-op share has ≥ 0.9, the shares differ by "
+    "≤ 0.1 and seen ≥ 0.95 everywhere; partly if every share has ≥ 0.5",
     "e3": "reproduced if the mixture reaches unseen ≥ 0.5 somewhere while no single family "
     "exceeds 0.2; partly if the mixture's best beats every single family's best by > 0.1",
     "e4": "two findings, at the largest I unseen ≥ 0.9 for every spread (flat) and at the "
@@ -103,8 +104,8 @@ def _by_instructions(entries: list[dict]) -> dict[int, list[dict]]:
     return groups
 
 
-def _unseen(entries: list[dict], pick=min) -> float:
-    return pick(e["unseen_accuracy"] for e in entries)
+def _unseen(entries: list[dict], pick=min, accuracy: str = "unseen_accuracy") -> float:
+    return pick(e[accuracy] for e in entries)
 
 
 def _seen_min(entries: list[dict]) -> float:
@@ -128,8 +129,12 @@ def judge_e2(entries: list[dict]) -> tuple[str, str]:
     if not groups:
         return NOT_JUDGED, "no instruction counts"
     high = max(groups)
-    worst, best, seen = _unseen(groups[high]), _unseen(groups[high], max), _seen_min(entries)
-    facts = f"at I = {high}: unseen {worst:.2f}–{best:.2f} across no-op shares; seen ≥ {seen:.2f}"
+    split = all(e.get("unseen_has_op_accuracy") is not None for e in groups[high])
+    accuracy = "unseen_has_op_accuracy" if split else "unseen_accuracy"
+    name = "has-op unseen" if split else "unseen"
+    worst, best = _unseen(groups[high], min, accuracy), _unseen(groups[high], max, accuracy)
+    seen = _seen_min(entries)
+    facts = f"at I = {high}: {name} {worst:.2f}–{best:.2f} across no-op shares; seen ≥ {seen:.2f}"
     if worst >= 0.9 and best - worst <= 0.1 and seen >= 0.95:
         return REPRODUCED, facts
     return (PARTLY if worst >= 0.5 else NOT_REPRODUCED), facts

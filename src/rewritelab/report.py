@@ -153,19 +153,38 @@ def _history(row: dict) -> list[dict]:
     return training_history(row["run_dir"])
 
 
-def _step_accuracy(row: dict, which: str) -> float | None:
-    """Unseen accuracy of a run at its best or last logged evaluation point."""
-    logged = [h for h in _history(row) if h.get("unseen_accuracy") is not None]
+# The accuracy a transition is fitted on, its per-rule breakdown, and its name in reports.
+FITTED = {
+    "unseen_accuracy": ("unseen_by_instruction", "unseen accuracy"),
+    "unseen_has_op_accuracy": (
+        "unseen_by_has_op_instruction",
+        "unseen accuracy on inputs that hold x (has-op)",
+    ),
+}
+
+
+def fitted_accuracy(kind: str, rows: list[dict]) -> str:
+    """What the transition is fitted on: has-op accuracy where the test set mixes in no-ops
+    to split them (E2: half of it), since only inputs that hold x need the rule and no-ops
+    lift overall accuracy to near their share whatever I is; else unseen accuracy."""
+    done = [row.get("metrics") or {} for row in rows if row["status"] == "done"]
+    split = done and all(m.get("unseen_noop_accuracy") is not None for m in done)
+    has_op = split and all(m.get("unseen_has_op_accuracy") is not None for m in done)
+    return "unseen_has_op_accuracy" if kind in NOOP_SPLIT_KINDS and has_op else "unseen_accuracy"
+
+
+def _step_accuracy(row: dict, which: str, accuracy: str) -> float | None:
+    """`accuracy` of a run at its best or last logged evaluation point."""
+    logged = [h[accuracy] for h in _history(row) if h.get(accuracy) is not None]
     if not logged:
         return None
-    if which == "best_step":
-        return max(h["unseen_accuracy"] for h in logged)
-    return logged[-1]["unseen_accuracy"]
+    return max(logged) if which == "best_step" else logged[-1]
 
 
-def _observations(rows: list[dict], which: str):
-    """One Observation per finished run of a line: the final full evaluation (with per-rule
-    accuracies where stored) or a step from the training history (None if any run lacks it)."""
+def _observations(rows: list[dict], which: str, accuracy: str):
+    """One Observation of `accuracy` per finished run of a line: the final full evaluation
+    (with per-rule accuracies where stored) or a step from the training history (None if any
+    run lacks it)."""
     from rewritelab.transition import Observation
 
     found = []
@@ -173,35 +192,36 @@ def _observations(rows: list[dict], which: str):
         metrics = row.get("metrics") or {}
         instructions = row["factors"][INSTRUCTIONS]
         if which == "final":
-            by_rule = metrics.get("unseen_by_instruction")
+            by_rule = metrics.get(FITTED[accuracy][0])
             rules = tuple(by_rule.values()) if by_rule else None
-            found.append(Observation(row["seed"], instructions, metrics["unseen_accuracy"], rules))
+            found.append(Observation(row["seed"], instructions, metrics[accuracy], rules))
             continue
-        accuracy = _step_accuracy(row, which)
-        if accuracy is None:
+        value = _step_accuracy(row, which, accuracy)
+        if value is None:
             return None
-        found.append(Observation(row["seed"], instructions, accuracy))
+        found.append(Observation(row["seed"], instructions, value))
     return found
 
 
-def line_transitions(rows: list[dict]) -> dict[str, dict]:
-    """Per line (setting of the other factors), the transition at the final evaluation, at
-    each run's best training step and at its last logged step (the last two on the training
-    evaluation subset, and only where every run's history is available)."""
+def line_transitions(rows: list[dict], accuracy: str = "unseen_accuracy") -> dict[str, dict]:
+    """Per line (setting of the other factors), the transition of `accuracy` at the final
+    evaluation, at each run's best training step and at its last logged step (the last two
+    on the training evaluation subset, and only where every run's history holds it)."""
     from rewritelab.transition import analyse_transition
 
     lines: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         metrics = row.get("metrics") or {}
-        if row["status"] == "done" and metrics.get("unseen_accuracy") is not None:
+        if row["status"] == "done" and metrics.get(accuracy) is not None:
             lines[line_label(row["factors"], INSTRUCTIONS)].append(row)
     transitions = {}
     for label, members in lines.items():
         transitions[label] = {}
         for which in ("final", "best_step", "final_step"):
-            observations = _observations(members, which)
+            observations = _observations(members, which, accuracy)
             if observations:
-                transitions[label][which] = analyse_transition(observations)
+                analysis = analyse_transition(observations)
+                transitions[label][which] = analysis | {"accuracy": accuracy}
     return transitions
 
 
@@ -216,7 +236,8 @@ def transition_lines(transitions: dict[str, dict]) -> list[str]:
     }
     lines = []
     for label, analyses in transitions.items():
-        lines.append(f"**Transition ({label})**, unseen accuracy crossing 0.5:")
+        fitted = FITTED[next(iter(analyses.values()))["accuracy"]][1]
+        lines.append(f"**Transition ({label})**, {fitted} crossing 0.5:")
         lines.append("")
         for which, analysis in analyses.items():
             lines.append(f"- {names[which]}: {describe(analysis)}")
@@ -338,7 +359,7 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
     x_factor = x_axis_factor(entries, kind)
     transitions = {}
     if x_factor == INSTRUCTIONS and kind in TRANSITION_KINDS:
-        transitions = line_transitions(rows)
+        transitions = line_transitions(rows, fitted_accuracy(kind, rows))
         analysis["transitions"] = transitions
     if x_factor is not None:
         metrics = ("unseen_accuracy", "seen_accuracy")
@@ -381,17 +402,23 @@ def check_rows(rows: list[dict], where: str | Path) -> None:
             raise RewritelabError(f"{where}: point {row['point_id']} has invalid metrics")
 
 
+def _fitted_i50(final: dict) -> str:
+    """I50 with its interval, named `has-op I50` when fitted on has-op accuracy."""
+    from rewritelab.transition import describe_i50
+
+    text = describe_i50(final)
+    return text if final["accuracy"] == "unseen_accuracy" else text.replace("I50", "has-op I50", 1)
+
+
 def _measured(basis: str, transitions: dict[str, dict]) -> str:
     """One line for the results page: the verdict's numbers and the I50 of each line (only
     the I50s when no criterion judged the experiment)."""
-    from rewritelab.transition import describe_i50
-
     fitted = {k: t["final"] for k, t in transitions.items() if "i50_ci" in t.get("final", {})}
     if not fitted:
         return basis
     if list(fitted) == ["all"]:
-        return f"{basis}; {describe_i50(fitted['all'])}"
-    i50s = "; ".join(f"{label}: {describe_i50(final)}" for label, final in fitted.items())
+        return f"{basis}; {_fitted_i50(fitted['all'])}"
+    i50s = "; ".join(f"{label}: {_fitted_i50(final)}" for label, final in fitted.items())
     return i50s if basis == NO_CRITERION else f"{basis}; {i50s}"
 
 

@@ -58,7 +58,7 @@ from rewritelab.batches import (
 )
 from rewritelab.config import from_dict, load_config
 from rewritelab.errors import RewritelabError
-from rewritelab.evaluate import check_context, fast_verdicts
+from rewritelab.evaluate import check_context, fast_verdicts, point_accuracies
 from rewritelab.loop import LoopConfig, check_ints, train_run
 from rewritelab.model import (
     GPT,
@@ -150,13 +150,12 @@ class ScratchTrainee(GPTTrainee):
         init_seed = seed_of(config.seed, "model_init")
         self.model: GPT = build_model(config.model, self.tokenizer, init_seed).to(device)
 
-    def evaluate(self) -> dict[str, float]:
-        return {
-            f"{name}_accuracy": float(
-                fast_verdicts(self.model, split, self.config.eval_batch_size).mean()
-            )
-            for name, split in self.evals.items()
-        }
+    def evaluate(self) -> dict:
+        accuracies = {}
+        for name, split in self.evals.items():
+            verdicts = fast_verdicts(self.model, split, self.config.eval_batch_size)
+            accuracies |= point_accuracies(name, verdicts, split.records)
+        return accuracies
 
     def data_identity(self) -> dict:
         return dataset_digest(self.manifest)

@@ -62,7 +62,8 @@ def headline_metrics(unseen: dict, seen: dict, final: dict) -> dict[str, Any]:
         "unseen_noop_accuracy": by_noop.get("noop", {}).get("accuracy"),
         "unseen_has_op_accuracy": by_noop.get("has_op", {}).get("accuracy"),
     }
-    for name in ("occurrences", "pattern_length", "instruction", "steps", "rule_count", "halt"):
+    breakdowns = ("occurrences", "pattern_length", "instruction", "has_op_instruction")
+    for name in (*breakdowns, "steps", "rule_count", "halt"):
         if f"by_{name}" in unseen or name in ("occurrences", "pattern_length", "instruction"):
             metrics[f"unseen_by_{name}"] = _accuracies(unseen.get(f"by_{name}", {}))
     if "target" in unseen:
@@ -103,7 +104,7 @@ def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dic
     return headline_metrics(unseen, seen, final)
 
 
-HISTORY_KEYS = ("step", "epoch", "seen_accuracy", "unseen_accuracy")
+HISTORY_KEYS = ("step", "epoch", "seen_accuracy", "unseen_accuracy", "unseen_has_op_accuracy")
 METRICS_LOG = "metrics.jsonl"  # runs.METRICS; named here so reports need no torch
 
 
