@@ -194,6 +194,13 @@ def test_the_no_op_experiment_fits_its_transition_on_inputs_that_hold_x(tmp_path
     assert line_transitions(rows)["all"]["final"]["i50"] < 64  # the has-op one: 128
     assert any("on inputs that hold x (has-op) crossing 0.5" in line for line in lines)
     assert analysis["measured"].count("has-op I50 = ") == 1
+    metrics = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
+    for row in rows[::2]:  # a second line, so that the fits share one legend key
+        row["factors"] = {**row["factors"], "noop": 0.3}
+    two_lines = line_transitions(rows, "unseen_has_op_accuracy")
+    figure = draw(FigureData("e2", "e2", INSTRUCTIONS, aggregate(rows), rows, metrics, two_lines))
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert "logistic fit (unseen, inputs with x), I50 ± CI" in labels
     # histories from before has-op accuracy was logged: the final evaluation alone
     _, analysis = build_section("e2", "cpu", e2_rows(i50=128.0, logged_has_op=False), tmp_path)
     assert set(analysis["transitions"]["all"]) == {"final"}

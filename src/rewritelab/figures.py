@@ -31,6 +31,7 @@ METRIC_NAMES = {
     "unseen_has_op_accuracy": "unseen, inputs with x",
 }
 LINESTYLES = {"seen_accuracy": "--", "unseen_noop_accuracy": ":", "unseen_has_op_accuracy": "-."}
+FIT_STYLE = (0, (4, 1, 1, 1, 1, 1))  # dash-dot-dot: apart from every metric's style
 
 
 @dataclass(frozen=True)
@@ -187,11 +188,18 @@ def transition_figure(data: FigureData, paper_marks: bool = False):
     series = _series(data.entries, data.x_factor)
     colours = _colours(list(series), data.metrics)
     levels = sorted({e["factors"][data.x_factor] for e in data.entries})
+    fitted = set()
     for label in series:
         analysis = data.transitions.get(label, {}).get("final")
         if analysis and "fit" in analysis:
             colour = colours[(label, analysis["accuracy"])]
             draw_transition(axis, analysis, levels, colour, band=len(series) == 1)
+            fitted.add(analysis["accuracy"])
+    if len(series) > 1:  # one key for every line's fit and I50 marker
+        for accuracy in sorted(fitted):
+            name = f"logistic fit ({METRIC_NAMES[accuracy]}), I50 ± CI"
+            axis.plot([], [], color="0.3", linewidth=0.9, linestyle=FIT_STYLE, marker="D",
+                      markersize=4, label=name)  # fmt: skip
     _legend(axis)
     return figure
 
@@ -205,7 +213,7 @@ def draw_transition(axis, analysis: dict, levels: list[int], colour: str, band: 
     fit = LogisticFit(**analysis["fit"])
     xs = np.geomspace(levels[0], levels[-1], 200)
     fitted = METRIC_NAMES[analysis["accuracy"]]
-    axis.plot(xs, fit.predict(xs), color=colour, linewidth=0.9, alpha=0.8, linestyle=(0, (1, 1)),
+    axis.plot(xs, fit.predict(xs), color=colour, linewidth=0.9, alpha=0.8, linestyle=FIT_STYLE,
               label=f"logistic fit ({fitted})" if band else "_fit")  # fmt: skip
     low, high = analysis["i50_ci"]
     low, high = low or levels[0], high or levels[-1]  # off the grid: drawn to the grid's edge
@@ -262,6 +270,8 @@ def _legend(axis) -> None:
     """Legend outside the axes on the right when long, so it never hides the data."""
     handles, labels = axis.get_legend_handles_labels()
     if len(labels) > 6:
+        width, height = axis.figure.get_size_inches()
+        axis.figure.set_size_inches(max(width, 8.6), height)  # the plot keeps its width
         axis.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
         axis.legend(fontsize=7, frameon=False, loc="best")
