@@ -36,13 +36,16 @@ parameters + attention at the mean real sequence length; one number for every va
 MFU ranks exactly as tokens/s) times real tokens/s, over a ceiling measured in the same
 process at the same thread count: the best GFLOP/s of fp32 `torch.mm` on 1024 x 1024 x 1024
 and on the model's MLP shape (B*T, C) x (C, 4C), before and after the variants. "x HF" is
-tokens/s over hf-eager's in the same setting and thread count.
+tokens/s over hf-eager's in the same setting and thread count; "x minimal" is tokens/s over
+nanogpt-minimal's, with a 95% interval from resampling the timed steps in pairs (each step's
+two times share a batch and a moment of the machine's load), so that a ratio near 1 reads as
+what it is: a tie within the run's own spread, or not.
 
 Each (setting, threads) runs in a fresh worker process of this script (the interop thread
 count can be set only once per process); the workers run one after another. Within a
 worker the variants take turns, one step each in a rotating order, first the warm-up steps
 (untimed), then the timed ones, so that a change in the machine's load falls on all of them
-alike. Default steps: cpu-preset 5 warm-up + 30 timed (~50 ms a step); paper 2 + 6 (2-4 s a
+alike. Default steps: cpu-preset 5 warm-up + 150 timed (~50 ms a step); paper 2 + 6 (2-4 s a
 step on 2 cores: 30 timed steps of five variants would take 15 minutes); `--steps` and
 `--warmup` set both. The load average at the start and end of each worker is recorded: on a
 shared 2-core machine the numbers are only as good as the load they ran under, and the
@@ -71,6 +74,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -85,7 +89,7 @@ SETTINGS = {
         "model": {"layers": 2, "heads": 4, "width": 64, "context": 24},
         "batch_size": 128,
         "warmup_steps": 5,
-        "timed_steps": 30,  # ~50 ms a step
+        "timed_steps": 150,  # ~50 ms a step; 30 left "x minimal" within +-0.07 of 1
         "data": {
             "alphabet": "abcdefgh",
             "train": {
@@ -274,6 +278,8 @@ VARIANTS = {
     "rewritelab + bf16 autocast": lambda trainee: rewritelab_step(trainee, "bf16 autocast"),
 }
 BF16_VARIANT = "rewritelab + bf16 autocast"  # measured only where the CPU computes bf16
+MINIMAL = "nanogpt-minimal"  # the reference of the "x minimal" column
+RATIO_REPLICATES = 2000  # bootstrap replicates of its interval
 
 
 def time_interleaved(steps: dict[str, Step], warmup: int, timed: int) -> dict[str, dict]:
@@ -303,8 +309,22 @@ def time_interleaved(steps: dict[str, Step], warmup: int, timed: int) -> dict[st
             "step_ms_min": 1000 * times[0],
             "first_loss": first_loss[name],  # ~ ln(vocab) for every variant: a sanity check
             "first_step_s": first_s[name],
+            "x_minimal": speed_ratio(step_s[name], step_s[MINIMAL]),
+            "step_s": step_s[name],  # in step order: the same batches for every variant
         }
     return results
+
+
+def speed_ratio(times: list[float], reference: list[float]) -> dict[str, float]:
+    """Tokens/s over the reference's on the same batches (so: its total time over ours), with
+    a 95% percentile interval from resampling the timed steps as pairs (a step's two times
+    share the batch and the moment's load)."""
+    times, reference = np.asarray(times), np.asarray(reference)
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(times), size=(RATIO_REPLICATES, len(times)))
+    replicates = reference[picks].sum(axis=1) / times[picks].sum(axis=1)
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return {"ratio": reference.sum() / times.sum(), "low": float(low), "high": float(high)}
 
 
 # ------------------------------------------------------------------ the matmul ceiling
@@ -459,8 +479,8 @@ def make_dataset(setting_name: str, directory: Path, examples_needed: int) -> Pa
 def markdown_table(workers: list[dict]) -> str:
     lines = [
         "| setting | threads | variant | real tokens/s | ms/step (median) | first step s "
-        "| model GFLOP/s | MFU | x HF |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| model GFLOP/s | MFU | x HF | x minimal (95% CI) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in workers:
         matmuls = {
@@ -472,20 +492,22 @@ def markdown_table(workers: list[dict]) -> str:
         lines.append(
             f"| {w['setting']} | {w['threads']} | torch.mm ceiling ({shapes}; "
             f"{w['warmup_steps']}+{w['timed_steps']} steps; {load}) | | | | "
-            f"{w['ceiling_gflops_per_s']:.1f} | 100% | |"
+            f"{w['ceiling_gflops_per_s']:.1f} | 100% | | |"
         )
         if w["bf16_ceiling_gflops_per_s"]:
             lines.append(
                 f"| {w['setting']} | {w['threads']} | bf16 torch.mm ceiling (1024x1024x1024; "
-                f"for the bf16 row) | | | | {w['bf16_ceiling_gflops_per_s']:.1f} | 100% | |"
+                f"for the bf16 row) | | | | {w['bf16_ceiling_gflops_per_s']:.1f} | 100% | | |"
             )
         hf = w["variants"]["hf-eager"]["tokens_per_s"]
         for name, v in w["variants"].items():
+            ratio = v["x_minimal"]
             lines.append(
                 f"| {w['setting']} | {w['threads']} | {name} | {v['tokens_per_s']:,.0f} | "
                 f"{v['step_ms_median']:.1f} | {v['first_step_s']:.1f} | "
                 f"{v['model_gflops_per_s']:.1f} | "
-                f"{100 * v['mfu']:.1f}% | {v['tokens_per_s'] / hf:.2f} |"
+                f"{100 * v['mfu']:.1f}% | {v['tokens_per_s'] / hf:.2f} | "
+                f"{ratio['ratio']:.2f} ({ratio['low']:.2f}-{ratio['high']:.2f}) |"
             )
     return "\n".join(lines)
 
