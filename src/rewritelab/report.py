@@ -168,9 +168,11 @@ def fitted_accuracy(kind: str, rows: list[dict]) -> str:
     to split them (E2: half of it), since only inputs that hold x need the rule and no-ops
     lift overall accuracy to near their share whatever I is; else unseen accuracy."""
     done = [row.get("metrics") or {} for row in rows if row["status"] == "done"]
-    split = done and all(m.get("unseen_noop_accuracy") is not None for m in done)
-    has_op = split and all(m.get("unseen_has_op_accuracy") is not None for m in done)
-    return "unseen_has_op_accuracy" if kind in NOOP_SPLIT_KINDS and has_op else "unseen_accuracy"
+    split = bool(done) and all(
+        m.get("unseen_noop_accuracy") is not None and m.get("unseen_has_op_accuracy") is not None
+        for m in done
+    )
+    return "unseen_has_op_accuracy" if kind in NOOP_SPLIT_KINDS and split else "unseen_accuracy"
 
 
 def _step_accuracy(row: dict, which: str, accuracy: str) -> float | None:
