@@ -206,7 +206,7 @@ def test_the_no_op_experiment_fits_its_transition_on_inputs_that_hold_x(tmp_path
     assert set(analysis["transitions"]["all"]) == {"final"}
 
 
-@pytest.mark.parametrize("name", ["e6", "e7"])  # E6: one line per start (scratch, pretrained)
+@pytest.mark.parametrize("name", ["e7", "e0"])  # one line per target / per varied setting
 def test_an_unjudged_experiment_states_the_i50_of_each_line_for_the_results_page(tmp_path, name):
     rows = []
     for target, i50 in (("step", 30.0), ("final", 300.0)):
@@ -235,13 +235,58 @@ def test_kinds_and_verdict_criteria():
     assert judge("e1", [entry(10, 0.05), entry(1000, 0.95)])[0] == "reproduced"
     assert judge("e1", [entry(10, 0.05), entry(1000, 0.95, seen=0.8)])[0] == "partly"
     assert judge("e1", [entry(10, 0.2), entry(1000, 0.4)])[0] == "not reproduced"
-    assert judge("e6", [entry(10, 0.2)])[0] == "not judged"
+    assert judge("e6", [entry(10, 0.2)])[0] == "not judged"  # one I, no halving
     # E2 judges inputs that hold x: the no-op half of a share lifts its overall accuracy
     shares = [entry(512, 0.98) | {"factors": {INSTRUCTIONS: 512, "noop": n}} for n in (1, 3)]
     assert judge("e2", shares)[0] == "reproduced"  # no split stored: overall accuracy
     shares[1]["unseen_has_op_accuracy"], shares[0]["unseen_has_op_accuracy"] = 0.84, 0.99
     verdict, facts = judge("e2", shares)
     assert verdict == "partly" and "has-op unseen 0.84–0.99" in facts
+
+
+def e6_point(data, unseen, init=None, instructions=None):
+    """An E6 summary point; `init` and `instructions` are factors only where given."""
+    factors = {"data": data} | ({"init": init} if init else {})
+    factors |= {INSTRUCTIONS: instructions} if instructions else {}
+    return {"factors": factors, "seeds": 3, "unseen_accuracy": unseen, "seen_accuracy": 1.0}
+
+
+def test_e6_is_judged_on_the_findings_its_grid_holds():
+    # `cpu`: starts against I given as data labels; every pretrained start must rise
+    starts = [e6_point(f"I={i}", acc, init) for i, init, acc in [
+        (32, "scratch", 0.0), (512, "scratch", 0.4),  # scratch is no part of the claim
+        (32, "pretrained, full", 0.0), (512, "pretrained, full", 1.0),
+        (32, "pretrained, LoRA", 0.1), (512, "pretrained, LoRA", 0.95)]]  # fmt: skip
+    verdict, facts = judge("e6", starts)
+    assert verdict == "reproduced" and "halving: not in this grid" in facts
+    assert "pretrained, LoRA 0.10 → 0.95" in facts and "scratch" not in facts
+    starts[-1]["seen_accuracy"] = 0.9  # LoRA's top point not mastered: the rise is not found
+    assert judge("e6", starts)[0] == "not reproduced"
+    starts[-1]["seen_accuracy"] = 1.0
+    starts[4]["unseen_accuracy"] = 0.7  # high at the top, but 0.25 above I = 32: no rise
+    assert judge("e6", starts)[0] == "not reproduced"
+
+    # `cpu-halving`: I as a number, the data whole or halved, one (pretrained) start
+    def halving(uniform, uneven):
+        cells = {"whole": (0.4, 1.0), "halved uniformly": uniform, "halved unevenly": uneven}
+        return [e6_point(data, acc, instructions=i)
+                for data, accs in cells.items() for i, acc in zip((128, 512), accs)]  # fmt: skip
+
+    verdict, facts = judge("e6", halving(uniform=(0.35, 0.98), uneven=(0.1, 0.97)))
+    assert verdict == "reproduced"  # rises 0.40 → 1.00, uniform -0.05 / -0.02, uneven -0.30
+    assert "uniformly -0.05 / -0.02 (does not hurt: found)" in facts
+    assert "unevenly -0.30 / -0.03 (hurts: found)" in facts
+    verdict, facts = judge("e6", halving(uniform=(0.35, 0.98), uneven=(0.8, 0.97)))
+    assert verdict == "partly" and "(hurts: not found)" in facts  # our CPU result
+    assert judge("e6", halving(uniform=(0.2, 0.98), uneven=(0.8, 0.97)))[0] == "partly"  # 1 of 3
+    # the paper's labels carry I and the halving in one data label
+    paper = [e6_point(label, acc, "pretrained") for label, acc in [
+        ("I=500", 0.1), ("I=9000", 0.95), ("I=9000 halved uniformly", 0.93),
+        ("I=9000 halved unevenly", 0.6)]]  # fmt: skip
+    verdict, facts = judge("e6", paper)
+    assert verdict == "reproduced" and "halved − whole at I = 9000" in facts
+    scratch = [e6_point("I=32", 0.0, "scratch"), e6_point("I=512", 1.0, "scratch")]
+    assert judge("e6", scratch)[0] == "not judged"  # the claim is about a pretrained model
 
 
 def test_results_page_through_the_cli(tmp_path, capsys):
@@ -257,14 +302,21 @@ def test_results_page_through_the_cli(tmp_path, capsys):
     (legacy / "summary.json").write_text(json.dumps({"e5/cpu": points}))
     (legacy / "e5-cpu.png").write_bytes(b"png")
     (legacy / "NOTES.md").write_text("# E5 notes\n")
+    judged_later = results / "e6"  # reported before E6 had a criterion: judged on the page
+    judged_later.mkdir()
+    points = [e6_point(f"I={i}", a, "pretrained, full") for i, a in ((32, 0.0), (512, 1.0))]
+    stored = {"kind": "e6", "verdict": "not judged", "measured": "no automatic criterion"}
+    summary = {"e6/cpu": points, "analysis": {"e6/cpu": stored}}
+    (judged_later / "summary.json").write_text(json.dumps(summary))
     (results / "e3").mkdir()  # measured, not run: notes only
     (results / "e3" / "NOTES.md").write_text("# E3: too slow to train here\n\nwhy\n")
     page = tmp_path / "results" / "README.md"
     assert main(["results-page", str(results), "--out", str(page)]) == 0
     assert f"wrote {page}" in capsys.readouterr().out
     rows = [line for line in page.read_text().splitlines() if line.startswith("| [e")]
-    assert len(rows) == 2
-    e1, e5 = rows
+    assert len(rows) == 3
+    e1, e5, e6 = rows
+    assert "**reproduced**" in e6 and "pretrained, full 0.00 → 1.00" in e6
     (e3,) = [line for line in page.read_text().splitlines() if line.startswith("| e3 ")]
     assert "E3: too slow to train here" in e3 and "**not run**" in e3
     assert "([notes](cpu/e3/NOTES.md))" in e3 and "report.md" not in e3

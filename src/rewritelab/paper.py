@@ -11,6 +11,7 @@ results page prints them under its table.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 INSTRUCTIONS = "dataset.train.instructions"
@@ -77,8 +78,12 @@ CRITERIA = {
     "with both, partly with one",
     "e5": "reproduced if the mix of occurrence counts is within 0.05 of the best single count "
     "(or above) at every I and ≥ 0.9 at the largest I; partly if it is at the largest I only",
+    "e6": "up to three findings, each judged where the grid holds it: unseen accuracy of every "
+    "pretrained start rises with I (≥ 0.9 at the largest I, ≥ 0.3 above the smallest, seen "
+    "≥ 0.95 there); halving the data uniformly does not hurt (never > 0.1 below the whole data "
+    "at the same I); halving it unevenly does (≥ 0.1 below at some I): reproduced if every "
+    "finding the grid holds is found, partly if some are",
     "e0": "not judged: not a paper experiment",
-    "e6": "not judged automatically: its factors differ by preset",
     "e7": "not judged: not a paper experiment (the report gives its transitions per target)",
 }
 
@@ -204,7 +209,104 @@ def judge_e5(entries: list[dict]) -> tuple[str, str]:
     return (PARTLY if mix_high >= single_high - 0.05 else NOT_REPRODUCED), facts
 
 
-JUDGES = {"e1": judge_e1, "e2": judge_e2, "e3": judge_e3, "e4": judge_e4, "e5": judge_e5}
+HALVINGS = ("halved uniformly", "halved unevenly")  # E6's data labels besides the whole data
+
+
+def _e6_instructions(entry: dict) -> int | None:
+    """I of an E6 point: the instruction factor, or the `I=512` that starts a data label."""
+    factors = entry["factors"]
+    if isinstance(factors.get(INSTRUCTIONS), int):
+        return factors[INSTRUCTIONS]
+    match = re.match(r"I\s*=\s*(\d+)", str(factors.get("data", "")))
+    return int(match.group(1)) if match else None
+
+
+def _e6_curves(entries: list[dict]) -> dict[tuple[str, str], dict[int, list[dict]]]:
+    """Pretrained points by (start, data setting), then by I; scratch points left out."""
+    curves: dict[tuple[str, str], dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for entry in entries:
+        start = str(entry["factors"].get("init", "pretrained"))
+        label = str(entry["factors"].get("data", ""))
+        instructions = _e6_instructions(entry)
+        if "scratch" in start or instructions is None or "unseen_accuracy" not in entry:
+            continue
+        data = next((halving for halving in HALVINGS if halving in label), "whole")
+        curves[start, data][instructions].append(entry)
+    return curves
+
+
+def _mean_unseen(entries: list[dict]) -> float:
+    return sum(e["unseen_accuracy"] for e in entries) / len(entries)
+
+
+def _e6_rise(curves) -> tuple[bool, str] | None:
+    """Does every pretrained start, on the whole data, rise with I? None: fewer than two I."""
+    whole = {start: levels for (start, data), levels in curves.items() if data == "whole"}
+    whole = {start: levels for start, levels in whole.items() if len(levels) >= 2}
+    if not whole:
+        return None
+    holds, parts = True, []
+    for start, levels in whole.items():
+        low, high = min(levels), max(levels)
+        at_low, at_high = _mean_unseen(levels[low]), _mean_unseen(levels[high])
+        holds &= at_high >= 0.9 and at_high - at_low >= 0.3 and _seen_min(levels[high]) >= 0.95
+        parts.append(f"{start} {at_low:.2f} → {at_high:.2f}")
+    low, high = min(min(v) for v in whole.values()), max(max(v) for v in whole.values())
+    seen = min(_seen_min(e) for levels in whole.values() for e in levels.values())
+    facts = f"unseen from I = {low} to {high}: {', '.join(parts)}, seen ≥ {seen:.2f}"
+    return holds, f"{facts} (rises: {_found(holds)})"
+
+
+def _e6_halving(curves) -> list[tuple[bool, str]]:
+    """Uniform halving does not hurt, uneven halving does: at each I where a pretrained start
+    has the whole data and both halvings (none if the grid does not halve)."""
+    findings = []
+    for start in sorted({start for start, _ in curves}):
+        settings = [curves.get((start, data), {}) for data in ("whole", *HALVINGS)]
+        levels = sorted(set.intersection(*(set(s) for s in settings)))
+        if not levels:
+            continue
+        whole, uniform, uneven = ({i: _mean_unseen(s[i]) for i in levels} for s in settings)
+        gaps = [[round(cut[i] - whole[i], 2) + 0.0 for i in levels] for cut in (uniform, uneven)]
+        spared, hurt = min(gaps[0]) >= -0.1, min(gaps[1]) <= -0.1
+        prefix = f"{start}: " if start != "pretrained" else ""
+        facts = (
+            f"{prefix}halved − whole at I = {' / '.join(map(str, levels))}: uniformly "
+            f"{_signed(gaps[0])} (does not hurt: {_found(spared)}), unevenly {_signed(gaps[1])} "
+            f"(hurts: {_found(hurt)})"
+        )
+        findings += [(spared, facts), (hurt, "")]
+    return findings
+
+
+def _signed(values: list[float]) -> str:
+    return " / ".join(f"{value:+.2f}" for value in values)
+
+
+def _found(holds: bool) -> str:
+    return "found" if holds else "not found"
+
+
+def judge_e6(entries: list[dict]) -> tuple[str, str]:
+    """E6's findings that the grid holds (presets differ: starts against I, or halvings)."""
+    curves = _e6_curves(entries)
+    rise, halving = _e6_rise(curves), _e6_halving(curves)
+    findings = ([rise] if rise else []) + halving
+    if not findings:
+        return NOT_JUDGED, "needs a pretrained start at two instruction counts, or halved data"
+    facts = "; ".join(fact for _, fact in findings if fact)
+    if not halving:
+        facts += "; halving: not in this grid"
+    found = sum(holds for holds, _ in findings)
+    if found == len(findings):
+        return REPRODUCED, facts
+    return (PARTLY if found else NOT_REPRODUCED), facts
+
+
+JUDGES = {
+    "e1": judge_e1, "e2": judge_e2, "e3": judge_e3, "e4": judge_e4, "e5": judge_e5,
+    "e6": judge_e6,
+}  # fmt: skip
 NO_CRITERION = "no automatic criterion for this kind"
 
 

@@ -378,7 +378,7 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
         lines += [caption, "", table(entries)]
     verdict, basis = judge(kind, entries)
     analysis.update(claim=claim(kind), verdict=verdict, verdict_basis=basis)
-    analysis["measured"] = _measured(basis, transitions)
+    analysis["measured"] = measured_line(basis, transitions)
     lines += [f"- paper: {claim(kind)}", f"- verdict: **{verdict}** ({basis})", ""]
     for row in failed:
         lines.append(f"- failed: {row['factors']} seed {row['seed']}: `{row['error']}`")
@@ -409,10 +409,11 @@ def _fitted_i50(final: dict) -> str:
     from rewritelab.transition import describe_i50
 
     text = describe_i50(final)
-    return text if final["accuracy"] == "unseen_accuracy" else text.replace("I50", "has-op I50", 1)
+    overall = final.get("accuracy", "unseen_accuracy") == "unseen_accuracy"  # older: overall
+    return text if overall else text.replace("I50", "has-op I50", 1)
 
 
-def _measured(basis: str, transitions: dict[str, dict]) -> str:
+def measured_line(basis: str, transitions: dict[str, dict]) -> str:
     """One line for the results page: the verdict's numbers and the I50 of each line (only
     the I50s when no criterion judged the experiment)."""
     fitted = {k: t["final"] for k, t in transitions.items() if "i50_ci" in t.get("final", {})}

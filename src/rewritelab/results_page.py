@@ -5,9 +5,10 @@ written by `rewritelab report`) and writes one Markdown page with a row per expe
 preset: the paper's claim, our measurement (with the I50 interval where a transition was
 fitted), the verdict, the command, the wall time and links to every figure. Replicates (two
 directories with the same experiment and preset, e.g. on two machines) are told apart by
-their directory names. The verdict and measurement come from the summary's "analysis" where
-the report states them; older summaries without it are judged here by the same criteria
-(`rewritelab.paper.CRITERIA`). The command and wall time come from the summary's "run"
+their directory names. Every summary's points are judged here by today's criteria
+(`rewritelab.paper.CRITERIA`, printed under the table), so a criterion added after a run
+reaches its row too; the I50s come from the transitions in the summary's "analysis" where
+the report fitted them. The command and wall time come from the summary's "run"
 entry, when the run recorded them. A directory with a `NOTES.md` (the write-up beside the
 report) gets a link to it; one with notes but no summary (an experiment measured and not run,
 say) gets a row of its own, "not run", whose result is the notes' title.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from rewritelab.errors import RewritelabError
 from rewritelab.paper import CRITERIA, claim, experiment_kind, judge
+from rewritelab.report import measured_line
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 NOTES = "NOTES.md"
@@ -76,10 +78,8 @@ def experiment_rows(directory: Path, summary: dict) -> list[dict]:
         name = key.split("/", 1)[0]
         analysis = (summary.get("analysis") or {}).get(key) or {}
         kind = analysis.get("kind") or experiment_kind(name)
-        if "verdict" in analysis:
-            verdict, measured = analysis["verdict"], analysis.get("measured", "–")
-        else:
-            verdict, measured = judge(kind, entries)
+        verdict, basis = judge(kind, entries)
+        measured = measured_line(basis, analysis.get("transitions") or {})
         figures = analysis.get("figures") or sorted(
             p.name for p in directory.iterdir() if p.suffix in FIGURE_SUFFIXES
         )
