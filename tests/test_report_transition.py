@@ -269,8 +269,11 @@ def test_e6_is_judged_on_the_findings_its_grid_holds():
     # `cpu-halving`: I as a number, the data whole or halved, one (pretrained) start
     def halving(uniform, uneven):
         cells = {"whole": (0.4, 1.0), "halved uniformly": uniform, "halved unevenly": uneven}
-        return [e6_point(data, acc, instructions=i)
-                for data, accs in cells.items() for i, acc in zip((128, 512), accs)]  # fmt: skip
+        return [
+            e6_point(data, acc, instructions=i)
+            for data, accs in cells.items()
+            for i, acc in zip((128, 512), accs, strict=True)
+        ]
 
     verdict, facts = judge("e6", halving(uniform=(0.35, 0.98), uneven=(0.1, 0.97)))
     assert verdict == "reproduced"  # rises 0.40 → 1.00, uniform -0.05 / -0.02, uneven -0.30
