@@ -1,6 +1,7 @@
 """The trainer: learning, batches as a pure function of step, exact resume, refusals."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -126,6 +127,28 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(data, tmp_path, monkey
     assert weights.keys() == resumed_weights.keys()
     for name, tensor in weights.items():
         assert torch.equal(tensor, resumed_weights[name]), name
+
+
+def test_logged_throughput_counts_training_steps_not_evaluations(data, tmp_path, monkeypatch):
+    """A clock that moves 1 s a step and 100 s an evaluation: every window is 1 step/s."""
+    now = [0.0]
+    monkeypatch.setattr("rewritelab.loop.time", SimpleNamespace(perf_counter=lambda: now[0]))
+    real_step, real_evaluate = Loop.step, Loop.evaluate
+
+    def step_taking_a_second(*args, **kwargs):
+        now[0] += 1.0
+        return real_step(*args, **kwargs)
+
+    def evaluation_taking_100_seconds(*args, **kwargs):
+        now[0] += 100.0
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(Loop, "step", step_taking_a_second)
+    monkeypatch.setattr(Loop, "evaluate", evaluation_taking_100_seconds)
+    train(_short_config(), data, tmp_path / "run", progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [m["step"] for m in logged] == [4, 8, 12]
+    assert [m["steps_per_s"] for m in logged] == [1.0, 1.0, 1.0]
 
 
 def test_resuming_a_finished_run_returns_its_metrics(data, tmp_path):

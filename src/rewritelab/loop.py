@@ -193,6 +193,7 @@ class Loop:
             done = step + 1 == self.total_steps
             if (step + 1) % self.every == 0 or done:
                 last = self.evaluate(step + 1, window.close(), lr)
+                window = _Window(self.device)  # throughput counts training, not evaluation
                 bar.set_postfix(loss=f"{last['train_loss']:.4f}", **_accuracies(last))
             elif self.config.checkpoint_every and (step + 1) % self.config.checkpoint_every == 0:
                 self.checkpoint(step + 1)
@@ -281,14 +282,11 @@ class _Window:
 
     def close(self) -> dict:
         elapsed = time.perf_counter() - self.started
-        summary = {
+        return {
             "train_loss": self.mean_loss(),
             "tokens_per_s": self.tokens / elapsed,
             "steps_per_s": self.steps / elapsed,
         }
-        self.loss_sum.zero_()
-        self.steps, self.tokens, self.started = 0, 0, time.perf_counter()
-        return summary
 
 
 def _accuracies(metrics: dict) -> dict:
