@@ -11,7 +11,7 @@ from tiny_run import make_data, tiny_config, trained_run
 
 from rewritelab.batches import Batches, batches_per_epoch, encode_split, epoch_batches
 from rewritelab.errors import RewritelabError
-from rewritelab.loop import Loop, learning_rate
+from rewritelab.loop import Loop, learning_rate, seed_dropout
 from rewritelab.tokenizer import Tokenizer
 from rewritelab.train import load_train_config, saved_train_config, train, train_config_from_dict
 
@@ -149,6 +149,16 @@ def test_logged_throughput_counts_training_steps_not_evaluations(data, tmp_path,
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert [m["step"] for m in logged] == [4, 8, 12]
     assert [m["steps_per_s"] for m in logged] == [1.0, 1.0, 1.0]
+
+
+def test_dropout_seeding_on_a_cpu_gives_the_state_torch_manual_seed_gives():
+    for seed in (0, 7, 2**62 + 12345):
+        torch.manual_seed(seed)
+        expected, expected_draw = torch.get_rng_state(), torch.rand(5)
+        torch.manual_seed(seed + 1)  # elsewhere
+        seed_dropout(torch.device("cpu"), seed)
+        assert torch.equal(torch.get_rng_state(), expected)
+        assert torch.equal(torch.rand(5), expected_draw)
 
 
 def test_resuming_a_finished_run_returns_its_metrics(data, tmp_path):
