@@ -42,7 +42,11 @@ two times share a batch and a moment of the machine's load), so that a ratio nea
 what it is: a tie within the run's own spread, or not.
 
 Each (setting, threads) runs in a fresh worker process of this script (the interop thread
-count can be set only once per process); the workers run one after another. Within a
+count can be set only once per process); the workers run one after another. A worker first
+sets glibc's malloc as every rewritelab training process does (`keep_freed_memory`: freed
+activations kept for the next step, not handed back to the kernel); it applies to every
+variant of the worker alike. One more worker, the cpu-preset at 1 thread with glibc's default
+malloc (rows "cpu-preset, default malloc"), measures what that setting is worth. Within a
 worker the variants take turns, one step each in a rotating order, first the warm-up steps
 (untimed), then the timed ones, so that a change in the machine's load falls on all of them
 alike. Default steps: cpu-preset 5 warm-up + 150 timed (~50 ms a step); paper 2 + 6 (2-4 s a
@@ -277,6 +281,7 @@ VARIANTS = {
     ),
     "rewritelab + bf16 autocast": lambda trainee: rewritelab_step(trainee, "bf16 autocast"),
 }
+MALLOC_COMPARED = "cpu-preset"  # measured again with glibc's default malloc, at 1 thread
 BF16_VARIANT = "rewritelab + bf16 autocast"  # measured only where the CPU computes bf16
 MINIMAL = "nanogpt-minimal"  # the reference of the "x minimal" column
 RATIO_REPLICATES = 2000  # bootstrap replicates of its interval
@@ -356,14 +361,19 @@ def matmul_ceiling(mlp_shape: tuple[int, int, int]) -> dict[str, float]:
 # ------------------------------------------------------------------ one worker process
 
 
-def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: int) -> dict:
+def worker(
+    setting_name: str, threads: int, data_dir: Path, warmup: int, steps: int, malloc: str
+) -> dict:
     """Every variant and the ceiling of one (setting, threads), in this fresh process. The
     ceiling is measured before and after the variants and the best is kept: on a shared
     machine a lower one only means something else ran at that moment."""
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     from rewritelab.model import ModelConfig, estimate_flops_per_token
-    from rewritelab.runs import cpu_has_bf16
+    from rewritelab.runs import cpu_has_bf16, keep_freed_memory
+
+    if malloc == "kept":
+        keep_freed_memory()
     from rewritelab.train import ScratchTrainee, train_config_from_dict
 
     load_start = os.getloadavg()
@@ -413,6 +423,7 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
     return {
         "setting": setting_name,
         "threads": threads,
+        "malloc": malloc,
         "torch_threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "warmup_steps": warmup,
@@ -431,7 +442,9 @@ def worker(setting_name: str, threads: int, data_dir: Path, warmup: int, steps: 
     }
 
 
-def run_worker(setting: str, threads: int, data_dir: Path, warmup: int, steps: int) -> dict:
+def run_worker(
+    setting: str, threads: int, data_dir: Path, warmup: int, steps: int, malloc: str = "kept"
+) -> dict:
     command = [
         sys.executable,
         __file__,
@@ -445,6 +458,8 @@ def run_worker(setting: str, threads: int, data_dir: Path, warmup: int, steps: i
         str(warmup),
         "--steps",
         str(steps),
+        "--malloc",
+        malloc,
     ]
     with tempfile.TemporaryDirectory() as cache:  # torch.compile starts cold, as a first run
         environment = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
@@ -483,6 +498,7 @@ def markdown_table(workers: list[dict]) -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in workers:
+        setting = w["setting"] + (", default malloc" if w.get("malloc") == "default" else "")
         matmuls = {
             k: max(v, w["matmul_gflops_per_s_after"][k])
             for k, v in w["matmul_gflops_per_s_before"].items()
@@ -490,20 +506,20 @@ def markdown_table(workers: list[dict]) -> str:
         shapes = ", ".join(f"{shape}: {gflops:.0f}" for shape, gflops in matmuls.items())
         load = f"load {w['load_average_start'][0]:.1f}-{w['load_average_end'][0]:.1f}"
         lines.append(
-            f"| {w['setting']} | {w['threads']} | torch.mm ceiling ({shapes}; "
+            f"| {setting} | {w['threads']} | torch.mm ceiling ({shapes}; "
             f"{w['warmup_steps']}+{w['timed_steps']} steps; {load}) | | | | "
             f"{w['ceiling_gflops_per_s']:.1f} | 100% | | |"
         )
         if w["bf16_ceiling_gflops_per_s"]:
             lines.append(
-                f"| {w['setting']} | {w['threads']} | bf16 torch.mm ceiling (1024x1024x1024; "
+                f"| {setting} | {w['threads']} | bf16 torch.mm ceiling (1024x1024x1024; "
                 f"for the bf16 row) | | | | {w['bf16_ceiling_gflops_per_s']:.1f} | 100% | | |"
             )
         hf = w["variants"]["hf-eager"]["tokens_per_s"]
         for name, v in w["variants"].items():
             ratio = v["x_minimal"]
             lines.append(
-                f"| {w['setting']} | {w['threads']} | {name} | {v['tokens_per_s']:,.0f} | "
+                f"| {setting} | {w['threads']} | {name} | {v['tokens_per_s']:,.0f} | "
                 f"{v['step_ms_median']:.1f} | {v['first_step_s']:.1f} | "
                 f"{v['model_gflops_per_s']:.1f} | "
                 f"{100 * v['mfu']:.1f}% | {v['tokens_per_s'] / hf:.2f} | "
@@ -532,11 +548,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=list(THREADS))
     parser.add_argument("--worker", choices=sorted(SETTINGS), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--malloc", choices=["kept", "default"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.worker:
         [threads] = args.threads
-        print(json.dumps(worker(args.worker, threads, args.data, args.warmup, args.steps)))
+        measured = worker(args.worker, threads, args.data, args.warmup, args.steps, args.malloc)
+        print(json.dumps(measured))
         return
     import transformers
 
@@ -553,6 +571,12 @@ def main() -> None:
             for threads in args.threads:
                 print(f"measuring {setting} at {threads} thread(s)...", file=sys.stderr)
                 workers.append(run_worker(setting, threads, data_dir, warmup, steps))
+            if setting == MALLOC_COMPARED and 1 in args.threads:
+                print(
+                    f"measuring {setting} at 1 thread with glibc's default malloc...",
+                    file=sys.stderr,
+                )
+                workers.append(run_worker(setting, 1, data_dir, warmup, steps, "default"))
     table = markdown_table(workers)
     load_end = os.getloadavg()
     result = {

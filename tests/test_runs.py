@@ -1,6 +1,9 @@
 """Run directories and the run environment: atomic creation, threads, precision, provenance."""
 
 import json
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -138,3 +141,36 @@ def test_data_edited_before_a_resume_is_refused(tmp_path):
     (data / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RewritelabError, match="SHA-256"):
         train(config, data, tmp_path / "run", resume=True, progress=False)
+
+
+HEAP_ACROSS_TRAINING_STEPS = """
+import ctypes, sys
+from rewritelab.runs import keep_freed_memory
+
+class Mallinfo2(ctypes.Structure):  # glibc's own accounting of its heap
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype, libc.malloc.restype = Mallinfo2, ctypes.c_void_p
+libc.malloc.argtypes, libc.free.argtypes = [ctypes.c_size_t], [ctypes.c_void_p]
+if sys.argv[1] == "kept":
+    assert keep_freed_memory()
+for step in range(3):  # two activation-sized blocks a step, freed at its end
+    blocks = [libc.malloc(8 << 20) for _ in range(2)]
+    in_use = libc.mallinfo2().arena
+    for block in reversed(blocks):
+        libc.free(block)
+print(in_use - libc.mallinfo2().arena)  # bytes of heap handed back to the kernel
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_training_processes_keep_freed_activations_for_the_next_step():
+    def heap_returned_each_step(mode: str) -> int:
+        command = [sys.executable, "-c", HEAP_ACROSS_TRAINING_STEPS, mode]
+        return int(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+    assert heap_returned_each_step("default") >= 16 << 20  # trimmed, faulted in again next step
+    assert heap_returned_each_step("kept") == 0

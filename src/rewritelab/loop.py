@@ -36,6 +36,7 @@ from rewritelab.runs import (
     RunDirectory,
     apply_threads,
     autocast_dtype,
+    keep_freed_memory,
     parse_device,
     pick_device,
     precision,
@@ -324,6 +325,7 @@ def train_run(
     if not resume:
         run.refuse_existing()
     threads = apply_threads(config.threads)
+    keep_freed_memory()
     device = pick_device(config.device)
     trainee = make_trainee(device)
     if resume:
