@@ -371,10 +371,10 @@ def worker(
     torch.set_num_interop_threads(threads)
     from rewritelab.model import ModelConfig, estimate_flops_per_token
     from rewritelab.runs import cpu_has_bf16, keep_freed_memory
+    from rewritelab.train import ScratchTrainee, train_config_from_dict
 
     if malloc == "kept":
         keep_freed_memory()
-    from rewritelab.train import ScratchTrainee, train_config_from_dict
 
     load_start = os.getloadavg()
     setting = SETTINGS[setting_name]
