@@ -257,9 +257,9 @@ def _e6_rise(curves) -> tuple[bool, str] | None:
     return holds, f"{facts} (rises: {_found(holds)})"
 
 
-def _e6_halving(curves) -> list[tuple[bool, str]]:
-    """Uniform halving does not hurt, uneven halving does: at each I where a pretrained start
-    has the whole data and both halvings (none if the grid does not halve)."""
+def _e6_halving(curves) -> list[tuple[bool, bool, str]]:
+    """(uniform halving does not hurt, uneven halving hurts, the numbers) per pretrained start
+    that has the whole data and both halvings at some I (none if the grid does not halve)."""
     findings = []
     for start in sorted({start for start, _ in curves}):
         settings = [curves.get((start, data), {}) for data in ("whole", *HALVINGS)]
@@ -275,7 +275,7 @@ def _e6_halving(curves) -> list[tuple[bool, str]]:
             f"{_signed(gaps[0])} (does not hurt: {_found(spared)}), unevenly {_signed(gaps[1])} "
             f"(hurts: {_found(hurt)})"
         )
-        findings += [(spared, facts), (hurt, "")]
+        findings.append((spared, hurt, facts))
     return findings
 
 
@@ -291,13 +291,15 @@ def judge_e6(entries: list[dict]) -> tuple[str, str]:
     """E6's findings that the grid holds (presets differ: starts against I, or halvings)."""
     curves = _e6_curves(entries)
     rise, halving = _e6_rise(curves), _e6_halving(curves)
-    findings = ([rise] if rise else []) + halving
+    findings = [rise[0]] if rise else []
+    facts = [rise[1]] if rise else []
+    for spared, hurt, numbers in halving:
+        findings += [spared, hurt]
+        facts.append(numbers)
     if not findings:
         return NOT_JUDGED, "needs a pretrained start at two instruction counts, or halved data"
-    facts = "; ".join(fact for _, fact in findings if fact)
-    if not halving:
-        facts += "; halving: not in this grid"
-    found = sum(holds for holds, _ in findings)
+    facts = "; ".join(facts + ([] if halving else ["halving: not in this grid"]))
+    found = sum(findings)
     if found == len(findings):
         return REPRODUCED, facts
     return (PARTLY if found else NOT_REPRODUCED), facts
