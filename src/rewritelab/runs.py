@@ -116,7 +116,7 @@ def keep_freed_memory() -> bool:
     blocks under 32 MiB come from the heap rather than fresh mmap pages, and up to 1 GiB of
     free heap stays. Every training step frees and re-allocates the same activations; by
     default glibc returns many of them and page-faults them in again, and the cpu-preset step
-    runs ~8% faster without that (benchmarks/results/train.md). No arithmetic changes, so
+    runs ~11% faster without that (benchmarks/results/train.md). No arithmetic changes, so
     neither does any result. Returns whether it applied (False where the C library is not
     glibc)."""
     try:
