@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 
 INSTRUCTIONS = "dataset.train.instructions"
+MASTERED = 0.95  # seen accuracy from which a model counts as having learnt its training rules
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_JUDGED = (
     "reproduced", "partly", "not reproduced", "not judged",
 )  # fmt: skip
@@ -72,12 +73,15 @@ CRITERIA = {
     "split is not stored): reproduced if every no-op share has ≥ 0.9, the shares differ by "
     "≤ 0.1 and seen ≥ 0.95 everywhere; partly if every share has ≥ 0.5",
     "e3": "reproduced if the mixture reaches unseen ≥ 0.5 somewhere while no single family "
-    "exceeds 0.2; partly if the mixture's best beats every single family's best by > 0.1",
+    "exceeds 0.2, with seen ≥ 0.95 at every point; partly if the mixture's best beats every "
+    "single family's best by > 0.1",
     "e4": "two findings, at the largest I unseen ≥ 0.9 for every spread (flat) and at the "
     "smallest I the spreads with α ≤ 0.1 average ≥ 0.2 below uniform (drop): reproduced "
-    "with both, partly with one",
+    "with both and seen ≥ 0.95 at every point, partly with one (or both, some point not "
+    "mastered)",
     "e5": "reproduced if the mix of occurrence counts is within 0.05 of the best single count "
-    "(or above) at every I and ≥ 0.9 at the largest I; partly if it is at the largest I only",
+    "(or above) at every I and ≥ 0.9 at the largest I, with seen ≥ 0.95 at every point; "
+    "partly if it is at the largest I only (or everywhere, some point not mastered)",
     "e6": "up to three findings, each judged where the grid holds it: unseen accuracy of every "
     "pretrained start rises with I (≥ 0.9 at the largest I, ≥ 0.3 above the smallest, seen "
     "≥ 0.95 there); halving the data uniformly does not hurt (never > 0.1 below the whole data "
@@ -117,14 +121,25 @@ def _seen_min(entries: list[dict]) -> float:
     return min((e["seen_accuracy"] for e in entries if "seen_accuracy" in e), default=0.0)
 
 
+def _mastery(entries: list[dict]) -> tuple[bool, str]:
+    """Whether every point learnt its own training rules (seen accuracy ≥ MASTERED), so that
+    failing on unseen rules means not generalising rather than undertrained, and the words
+    for the facts. Points without a stored seen accuracy cannot show it."""
+    if not any("seen_accuracy" in e for e in entries):
+        return False, "seen not stored"
+    seen = _seen_min(entries)
+    return seen >= MASTERED, f"seen ≥ {seen:.2f}"
+
+
 def judge_e1(entries: list[dict]) -> tuple[str, str]:
     groups = _by_instructions(entries)
     if len(groups) < 2:
         return NOT_JUDGED, "fewer than two instruction counts"
     low, high = min(groups), max(groups)
-    at_low, at_high, seen = _unseen(groups[low], max), _unseen(groups[high]), _seen_min(entries)
-    facts = f"unseen {at_low:.2f} at I = {low}, {at_high:.2f} at I = {high}; seen ≥ {seen:.2f}"
-    if at_low <= 0.1 and at_high >= 0.9 and seen >= 0.95:
+    at_low, at_high = _unseen(groups[low], max), _unseen(groups[high])
+    mastered, seen = _mastery(entries)
+    facts = f"unseen {at_low:.2f} at I = {low}, {at_high:.2f} at I = {high}; {seen}"
+    if at_low <= 0.1 and at_high >= 0.9 and mastered:
         return REPRODUCED, facts
     return (PARTLY if at_high - at_low >= 0.5 else NOT_REPRODUCED), facts
 
@@ -138,9 +153,9 @@ def judge_e2(entries: list[dict]) -> tuple[str, str]:
     accuracy = "unseen_has_op_accuracy" if split else "unseen_accuracy"
     name = "has-op unseen" if split else "unseen"
     worst, best = _unseen(groups[high], min, accuracy), _unseen(groups[high], max, accuracy)
-    seen = _seen_min(entries)
-    facts = f"at I = {high}: {name} {worst:.2f}–{best:.2f} across no-op shares; seen ≥ {seen:.2f}"
-    if worst >= 0.9 and best - worst <= 0.1 and seen >= 0.95:
+    mastered, seen = _mastery(entries)
+    facts = f"at I = {high}: {name} {worst:.2f}–{best:.2f} across no-op shares; {seen}"
+    if worst >= 0.9 and best - worst <= 0.1 and mastered:
         return REPRODUCED, facts
     return (PARTLY if worst >= 0.5 else NOT_REPRODUCED), facts
 
@@ -159,8 +174,9 @@ def judge_e3(entries: list[dict]) -> tuple[str, str]:
     if "mix" not in groups or not singles:
         return NOT_JUDGED, "needs the mixture and at least one single family"
     mix, single = _unseen(groups["mix"], max), _unseen(singles, max)
-    facts = f"best unseen: mixture {mix:.2f}, single family {single:.2f}"
-    if mix >= 0.5 and single <= 0.2:
+    mastered, seen = _mastery(entries)
+    facts = f"best unseen: mixture {mix:.2f}, single family {single:.2f}; {seen}"
+    if mix >= 0.5 and single <= 0.2 and mastered:
         return REPRODUCED, facts
     return (PARTLY if mix > single + 0.1 else NOT_REPRODUCED), facts
 
@@ -178,8 +194,14 @@ def judge_e4(entries: list[dict]) -> tuple[str, str]:
     drop = _unseen(spreads["uniform"], max) - sum(e["unseen_accuracy"] for e in uneven) / len(
         uneven
     )
-    facts = f"min unseen at I = {high}: {flat:.2f}; drop uniform → α ≤ 0.1 at I = {low}: {drop:.2f}"
+    mastered, seen = _mastery(entries)
+    facts = (
+        f"min unseen at I = {high}: {flat:.2f}; drop uniform → α ≤ 0.1 at I = {low}: "
+        f"{drop:.2f}; {seen}"
+    )
     found = (flat >= 0.9) + (drop >= 0.2)
+    if found == 2 and not mastered:
+        return PARTLY, facts
     return [NOT_REPRODUCED, PARTLY, REPRODUCED][found], facts
 
 
@@ -201,10 +223,11 @@ def judge_e5(entries: list[dict]) -> tuple[str, str]:
     if not margins:
         return NOT_JUDGED, "needs the mix and a single occurrence count at the same I"
     high = max(margins)
+    mastered, seen = _mastery(entries)
     facts = ", ".join(f"I = {i}: mix {m:.2f} vs best single {s:.2f}" for i, (m, s) in
-                      sorted(margins.items()))  # fmt: skip
+                      sorted(margins.items())) + f"; {seen}"  # fmt: skip
     mix_high, single_high = margins[high]
-    if all(m >= s - 0.05 for m, s in margins.values()) and mix_high >= 0.9:
+    if all(m >= s - 0.05 for m, s in margins.values()) and mix_high >= 0.9 and mastered:
         return REPRODUCED, facts
     return (PARTLY if mix_high >= single_high - 0.05 else NOT_REPRODUCED), facts
 
@@ -249,7 +272,7 @@ def _e6_rise(curves) -> tuple[bool, str] | None:
     for start, levels in whole.items():
         low, high = min(levels), max(levels)
         at_low, at_high = _mean_unseen(levels[low]), _mean_unseen(levels[high])
-        holds &= at_high >= 0.9 and at_high - at_low >= 0.3 and _seen_min(levels[high]) >= 0.95
+        holds &= at_high >= 0.9 and at_high - at_low >= 0.3 and _seen_min(levels[high]) >= MASTERED
         parts.append(f"{start} {at_low:.2f} → {at_high:.2f}")
     low, high = min(min(v) for v in whole.values()), max(max(v) for v in whole.values())
     seen = min(_seen_min(e) for levels in whole.values() for e in levels.values())
