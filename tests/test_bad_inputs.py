@@ -26,6 +26,7 @@ from rewritelab.cli import main
 from rewritelab.sweep.database import ResultsDatabase
 
 LONG = "q" * 9000
+REMOTE_CODE = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"}
 TINY_EXPERIMENT = """
 name = "tiny"
 seeds = 1
@@ -116,9 +117,8 @@ def world(tmp_path_factory) -> dict[str, str]:
         "long_markov": ("long.markov", LONG + "\n"),
         "auto_map_base": (
             "auto_map_base/config.json",
-            json.dumps({"model_type": "gpt2", "auto_map": {"AutoConfig": "evil.EvilConfig",
-                        "AutoModelForCausalLM": "evil.EvilModel"}}),
-        ),  # fmt: skip
+            json.dumps({"model_type": "gpt2", "auto_map": REMOTE_CODE}),
+        ),
     }
     for key, (name, content) in configs.items():
         paths[key] = _write(root / name, content)
@@ -174,6 +174,8 @@ def _case(name: str, *argv: str, xfail: str | None = None, root_ok: bool = True)
     return pytest.param(list(argv), id=name, marks=marks)
 
 
+# The case tables: one CLI call a line, laid out by hand.
+# fmt: off
 GLOBAL = [
     _case("no-command"),
     _case("unknown-command", "frobnicate"),
@@ -452,6 +454,7 @@ REPORT = [
     _case("report-no-out", "report", "{empty_results}"),
     _case("report-out-under-file", "report", "{nan_metrics}", "--out", "{afile}/rep"),
 ]
+# fmt: on
 
 CASES = (
     GLOBAL + APPLY + MARKOV + GENERATE + INSPECT + TRAIN_CASES + EVALUATE + PREDICT + FINETUNE

@@ -147,8 +147,10 @@ def test_pretrain_finetune_evaluate_merge_report_through_the_cli(tmp_path, capsy
                  "--set", "max_steps=5", "--set", "batch_size=8", *small]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 5
     run = tmp_path / "ft"
-    assert main(["finetune", "--base", str(base), "--data", str(data), "--out", str(run),
-                 "--max-steps", "3", "--batch-size", "8", "--lora-rank", "2", "--quiet"]) == 0
+    steps = ["--max-steps", "3", "--batch-size", "8", "--lora-rank", "2", "--quiet"]
+    assert (
+        main(["finetune", "--base", str(base), "--data", str(data), "--out", str(run), *steps]) == 0
+    )
     assert (run / "adapter").is_dir()
     capsys.readouterr()
     assert main(["evaluate-finetuned", str(run), "--data", str(data), "--split", "seen_test"]) == 0

@@ -82,8 +82,8 @@ def test_grid_expansion_seeds_and_presets(tiny):
 
 
 def test_a_preset_extends_another_and_resolves_to_the_same_points_as_a_copy(tmp_path):
-    small = '[presets.small.train]\nbatch_size = 16\n'
-    copy = '[presets.copy]\nseeds = [5]\n[presets.copy.train]\nbatch_size = 16\nepochs = 3\n'
+    small = "[presets.small.train]\nbatch_size = 16\n"
+    copy = "[presets.copy]\nseeds = [5]\n[presets.copy.train]\nbatch_size = 16\nepochs = 3\n"
     copy += '[presets.copy.grid]\n"dataset.train.instructions" = [3]\n'
     longer = '[presets.longer]\nextends = "small"\n[presets.longer.train]\nepochs = 3\n'
     path = tmp_path / "t.toml"
@@ -356,8 +356,9 @@ def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
     small = TINY.split("[presets.small]")[1]
     companion = "[presets.small-more]" + small.replace("[5]", "[6]").replace("small", "small-more")
     (tmp_path / "experiments" / "tiny.toml").write_text(TINY + companion)
-    (tmp_path / "experiments" / "other.toml").write_text(TINY.replace('"tiny"', '"other"')
-                                                         .split("[presets.small]")[0])
+    (tmp_path / "experiments" / "other.toml").write_text(
+        TINY.replace('"tiny"', '"other"').split("[presets.small]")[0]
+    )
     assert main(["reproduce", "tiny", "--preset", "small", "--quiet", "--jobs", "1",
                  "--out", "one"]) == 0  # fmt: skip
     summary = json.loads((tmp_path / "one" / "summary.json").read_text())

@@ -60,6 +60,7 @@ def test_epoch_visits_every_example_once_in_length_buckets():
 def test_batch_is_a_pure_function_of_seed_and_step(data):
     split = encode_split(data, "train", Tokenizer("abc"))
     config = tiny_config()
+
     def batches(seed):
         return Batches(split, seed, config.batch_size, config.bucket_batches, pad_id=0)
 

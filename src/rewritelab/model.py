@@ -329,7 +329,11 @@ def model_config_of(hf: dict) -> ModelConfig:
     """The ModelConfig of a GPT-2 `config.json`."""
     try:
         return ModelConfig(
-            hf["n_layer"], hf["n_head"], hf["n_embd"], hf["n_positions"], hf["resid_pdrop"],
+            hf["n_layer"],
+            hf["n_head"],
+            hf["n_embd"],
+            hf["n_positions"],
+            hf["resid_pdrop"],
             hf["vocab_size"],
         ).validate()
     except (KeyError, TypeError) as error:

@@ -307,8 +307,10 @@ def _grid_header(row_name: str, columns: list) -> str:
 
 
 TABLES = {
-    "e5": ("Unseen accuracy by occurrences of x in training inputs, beside the paper's Table 1:",
-           e5_table),
+    "e5": (
+        "Unseen accuracy by occurrences of x in training inputs, beside the paper's Table 1:",
+        e5_table,
+    ),
 }
 # kinds whose claim is about where I switches on (E6: where I is a number, not a label)
 TRANSITION_KINDS = {"e0", "e1", "e2", "e5", "e6", "e7"}

@@ -130,8 +130,7 @@ class ResultsDatabase:
                 )
         elif version not in (None, "1", str(SCHEMA_VERSION)):
             raise RewritelabError(
-                f"{self.path} has results schema {version}, this rewritelab reads "
-                f"{SCHEMA_VERSION}"
+                f"{self.path} has results schema {version}, this rewritelab reads {SCHEMA_VERSION}"
             )
 
     def _transaction(self):
