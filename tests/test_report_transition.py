@@ -98,6 +98,25 @@ def test_e1_figure_shows_seeds_fit_interval_and_the_papers_marks():
     assert axis.get_xscale() == "log" and "instructions" in axis.get_xlabel()
 
 
+def test_the_i50_bars_of_several_lines_are_staggered_about_the_threshold():
+    rows = []
+    for variant, i50 in (("default", 100.0), ("2 layers", 110.0), ("24 epochs", 120.0)):
+        for row in e1_rows(i50=i50, seeds=2):
+            row["experiment"] = "e0"
+            row["factors"] = {**row["factors"], "variant": variant}
+            row["point_id"] += variant
+            rows.append(row)
+    transitions = line_transitions(rows)
+    figure = draw(FigureData("e0", "e0", INSTRUCTIONS, aggregate(rows), rows, ("unseen_accuracy",),
+                             transitions))  # fmt: skip
+    bars = [c for c in figure.axes[0].containers if c.get_label() == "_i50"]
+    heights = sorted(float(bar.lines[0].get_ydata()[0]) for bar in bars)
+    assert heights == pytest.approx([0.475, 0.5, 0.525])  # one line each, centred on 0.5
+    centres = sorted(float(bar.lines[0].get_xdata()[0]) for bar in bars)
+    fitted = sorted(t["final"]["i50"] for t in transitions.values())
+    assert centres == pytest.approx(fitted)  # each bar still sits at its line's I50
+
+
 def test_e5_figure_marks_table_1_beside_ours():
     rows = []
     for seed in range(2):

@@ -32,6 +32,7 @@ METRIC_NAMES = {
 }
 LINESTYLES = {"seen_accuracy": "--", "unseen_noop_accuracy": ":", "unseen_has_op_accuracy": "-."}
 FIT_STYLE = (0, (4, 1, 1, 1, 1, 1))  # dash-dot-dot: apart from every metric's style
+I50_BAR_STEP = 0.025  # vertical spacing of the I50 interval bars of several lines
 
 
 @dataclass(frozen=True)
@@ -181,20 +182,21 @@ def curves_figure(data: FigureData):
 
 def transition_figure(data: FigureData, paper_marks: bool = False):
     """Unseen and seen accuracy against I, with each line's fitted logistic and its I50
-    interval: a shaded band for a single line, a horizontal bar at the threshold otherwise."""
+    interval: a shaded band for a single line, otherwise a horizontal bar per line about the
+    threshold, the bars staggered by I50_BAR_STEP so that overlapping intervals stay legible."""
     figure, axis = plot_curves(data.entries, data.x_factor, data.title, data.metrics, data.rows)
     if paper_marks:
         mark_paper_thresholds(axis)
     series = _series(data.entries, data.x_factor)
     colours = _colours(list(series), data.metrics)
     levels = sorted({e["factors"][data.x_factor] for e in data.entries})
-    fitted = set()
-    for label in series:
-        analysis = data.transitions.get(label, {}).get("final")
-        if analysis and "fit" in analysis:
-            colour = colours[(label, analysis["accuracy"])]
-            draw_transition(axis, analysis, levels, colour, band=len(series) == 1)
-            fitted.add(analysis["accuracy"])
+    analyses = [(label, data.transitions.get(label, {}).get("final")) for label in series]
+    analyses = [(label, analysis) for label, analysis in analyses if analysis and "fit" in analysis]
+    for row, (label, analysis) in enumerate(analyses):
+        colour = colours[(label, analysis["accuracy"])]
+        offset = I50_BAR_STEP * (row - (len(analyses) - 1) / 2)
+        draw_transition(axis, analysis, levels, colour, band=len(series) == 1, offset=offset)
+    fitted = {analysis["accuracy"] for _, analysis in analyses}
     if len(series) > 1:  # one key for every line's fit and I50 marker
         for accuracy in sorted(fitted):
             name = f"logistic fit ({METRIC_NAMES[accuracy]}), I50 ± CI"
@@ -208,8 +210,11 @@ def e1_figure(data: FigureData):
     return transition_figure(data, paper_marks=True)
 
 
-def draw_transition(axis, analysis: dict, levels: list[int], colour: str, band: bool) -> None:
-    """The pooled logistic over the grid, I50 and its bootstrap interval."""
+def draw_transition(
+    axis, analysis: dict, levels: list[int], colour: str, band: bool, offset: float = 0.0
+) -> None:
+    """The pooled logistic over the grid, I50 and its bootstrap interval (as a bar `offset`
+    above the threshold where not a band)."""
     fit = LogisticFit(**analysis["fit"])
     xs = np.geomspace(levels[0], levels[-1], 200)
     fitted = METRIC_NAMES[analysis["accuracy"]]
@@ -224,7 +229,7 @@ def draw_transition(axis, analysis: dict, levels: list[int], colour: str, band: 
         if i50 is not None:
             axis.axvline(i50, color=colour, linewidth=0.8, label="_i50")
     elif i50 is not None:
-        axis.errorbar([i50], [threshold], xerr=[[i50 - low], [high - i50]], color=colour,
+        axis.errorbar([i50], [threshold + offset], xerr=[[i50 - low], [high - i50]], color=colour,
                       marker="D", markersize=4, capsize=3, linewidth=1, label="_i50")  # fmt: skip
 
 
