@@ -97,6 +97,18 @@ def test_generator_digest_covers_the_generators_modules():
     assert modules <= found and "rewritelab.train" not in found
 
 
+def test_the_generator_digest_reads_code_not_its_layout_comments_or_docstrings():
+    module = 'x = 1\n\n\ndef f(a, b):\n    """Add."""\n    return a + b\n'
+    relaid = "# a comment\nx = (1)\ndef f( a,\n       b ):\n    return (a +\n  b)  # sum\n"
+    assert provenance.source_code(relaid) == provenance.source_code(module)
+    code = provenance.source_code
+    assert code('def f(a, b):\n    """Add."""\n') == code("def f(a, b):\n    pass\n")
+    for changed in (module.replace("a + b", "a - b"), module.replace("x = 1", "x = 2"),
+                    module.replace("(a, b)", "(a, b=0)"), module + "y = f\n"):  # fmt: skip
+        assert provenance.source_code(changed) != provenance.source_code(module)
+    assert provenance.source_code("s = 'kept'\n") != provenance.source_code("s = 'other'\n")
+
+
 def test_report_never_counts_another_config_as_extra_seeds(tmp_path):
     path = tmp_path / "tiny.toml"
     database = ResultsDatabase(tmp_path / "r.sqlite")

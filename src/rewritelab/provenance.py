@@ -1,9 +1,11 @@
 """What a result came from: the source commit (with a dirty flag) and the generator's code digest.
 
 A cached dataset is only as current as the code that generated it, so dataset and sweep-point
-ids include `generator_digest()`: the SHA-256 of the source of `rewritelab.datasets` and of
-every rewritelab module it imports, found by reading the imports (nobody has to remember to bump
-a version when the generator changes).
+ids include `generator_digest()`: the SHA-256 of the code of `rewritelab.datasets` and of every
+rewritelab module it imports, found by reading the imports (nobody has to remember to bump a
+version when the generator changes). Code means the syntax tree without docstrings: reformatting,
+comments and documentation leave the digest, and so every cached dataset and finished sweep
+point, as they are.
 """
 
 from __future__ import annotations
@@ -72,5 +74,32 @@ def generator_digest(root: str = GENERATOR_ROOT) -> str:
             todo.extend(_imported_modules(_module_file(module)))
     digest = hashlib.sha256()
     for module in sorted(seen):
-        digest.update(module.encode() + b"\0" + _module_file(module).read_bytes() + b"\0")
+        code = source_code(_module_file(module).read_text(encoding="utf-8"))
+        digest.update(module.encode() + b"\0" + code.encode() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def source_code(source: str) -> str:
+    """What a module computes, as text: its syntax tree without docstrings, empty fields left
+    out (so that a field a newer Python adds, such as `type_params`, does not change it)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and _is_docstring(body[0]):
+            node.body = body[1:] or [ast.Pass()]
+    return _shape(tree)
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    value = statement.value if isinstance(statement, ast.Expr) else None
+    return isinstance(value, ast.Constant) and isinstance(value.value, str)
+
+
+def _shape(node) -> str:
+    if isinstance(node, ast.AST):
+        fields = (f"{name}={_shape(value)}" for name, value in ast.iter_fields(node)
+                  if value is not None and value != [])  # fmt: skip
+        return f"{type(node).__name__}({', '.join(fields)})"
+    if isinstance(node, list):
+        return f"[{', '.join(map(_shape, node))}]"
+    return repr(node)
