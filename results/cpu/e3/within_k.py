@@ -87,7 +87,9 @@ def main(database: str, out_root: str) -> None:
         "\n|---|---|---|---|---|---|---|"
     )
     for (family, instructions), runs in sorted(lines.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        seen, unseen, within, same_length = (np.array([run[i] for run in runs]) for i in (1, 2, 3, 4))
+        seen, unseen, within, same_length = (
+            np.array([run[i] for run in runs]) for i in (1, 2, 3, 4)
+        )
         print(
             f"| {family} | {instructions} | {len(runs)} | {cell(seen)} | {cell(within)} |"
             f" {cell(unseen)} | {cell(same_length)} |"
