@@ -8,8 +8,8 @@ the prompt puts the input where no training prompt did). For each finished point
 sweep database, this regenerates its dataset twice with one change, the test split (same seed,
 so the same training rules, checked by digest), and evaluates the run on each:
 
-- `within k`: 100 unseen rules of the training families, k and lengths;
-- `k < 3, training length`: 100 unseen rules of the training families with k in {1, 2} and
+- `within-k`: 100 unseen rules of the training families, k and lengths;
+- `low-k-same-length`: 100 unseen rules of the training families with k in {1, 2} and
   the training pattern lengths (6 letters: k = 2 has 3-letter blocks, `aabbcc`, `abcabc`,
   `abccba`; k = 1 is any 6-letter block), so the prompt layout is the training one.
 
@@ -37,7 +37,7 @@ TRAINING_KEYS = {
 
 
 def control_dataset(data_dir: Path, out_root: Path, control: str) -> Path:
-    """The dataset of `data_dir` with its test split's `TRAINING_KEYS[control]` made the training's."""
+    """The dataset of `data_dir` with the test keys `TRAINING_KEYS[control]` set as in training."""
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     config = manifest["config"]
     train = config["train"]
