@@ -13,7 +13,9 @@ from rewritelab.datasets import generate_dataset
 from rewritelab.errors import RewritelabError
 from rewritelab.evaluate import (
     breakdown,
+    eval_splits,
     evaluate_run,
+    evaluation_point,
     fast_verdicts,
     generate_answers,
     generate_verdicts,
@@ -117,6 +119,31 @@ def test_an_evaluation_point_logs_accuracy_on_inputs_that_hold_x():
     assert point_accuracies("seen", verdicts, records) == {"seen_accuracy": 0.75}
     only_noops = point_accuracies("unseen", verdicts[[1, 3]], records[1::2])
     assert only_noops == {"unseen_accuracy": 1.0, "unseen_has_op_accuracy": None}
+
+
+def test_a_run_evaluates_fixed_subsets_of_the_seen_and_unseen_tests(trained):
+    data, run, _ = trained
+    _, tokenizer = load_model(run / "model")
+    whole = {split: encode_split(data, split, tokenizer) for split in ("seen_test", "test")}
+    evals = eval_splits(lambda split: encode_split(data, split, tokenizer), 7, seed=3)
+    assert list(evals) == ["seen", "unseen"] and [len(s) for s in evals.values()] == [7, 7]
+    for name, split in (("seen", "seen_test"), ("unseen", "test")):
+        assert all(record in whole[split].records for record in evals[name].records)
+    again = eval_splits(lambda split: encode_split(data, split, tokenizer), 7, seed=3)
+    assert [s.records for s in again.values()] == [s.records for s in evals.values()]
+    other = eval_splits(lambda split: encode_split(data, split, tokenizer), 7, seed=4)
+    assert [s.records for s in other.values()] != [s.records for s in evals.values()]
+    every = eval_splits(lambda split: encode_split(data, split, tokenizer), 0, seed=3)
+    assert [len(s) for s in every.values()] == [len(whole["seen_test"]), len(whole["test"])]
+
+    # a point's metrics: each split's verdicts, here "right exactly on the no-ops"
+    metrics = evaluation_point(
+        evals, lambda name, split: np.array([r["noop"] for r in split.records], dtype=bool)
+    )
+    noops = [r["noop"] for r in evals["unseen"].records]
+    assert metrics["unseen_accuracy"] == pytest.approx(np.mean(noops))
+    assert metrics["unseen_has_op_accuracy"] in (0.0, None)
+    assert set(metrics) == {"seen_accuracy", "unseen_accuracy", "unseen_has_op_accuracy"}
 
 
 def test_evaluate_run_writes_metrics_and_predictions(trained, tmp_path):

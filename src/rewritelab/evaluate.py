@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from rewritelab.batches import (
     dataset_alphabet,
     dataset_task,
     encode_split,
+    eval_subset,
     pad_batch,
     resolve_target,
     sorted_batches,
@@ -228,6 +230,28 @@ def accuracy_of(verdicts: np.ndarray) -> dict:
     n = len(verdicts)
     p = float(verdicts.mean()) if n else math.nan
     return {"accuracy": p, "examples": n, "stderr": math.sqrt(p * (1 - p) / n) if n else math.nan}
+
+
+EVAL_SPLITS = (("seen", "seen_test"), ("unseen", "test"))  # (metric name, dataset split)
+
+
+def eval_splits(
+    encode: Callable[[str], EncodedSplit], examples: int, seed: int
+) -> dict[str, EncodedSplit]:
+    """The splits a training run measures at each evaluation point, by metric name: fixed
+    subsets of `examples` (all when 0) of the seen and unseen test splits, `encode(split)`."""
+    return {name: eval_subset(encode(split), examples, seed, name) for name, split in EVAL_SPLITS}
+
+
+def evaluation_point(
+    evals: dict[str, EncodedSplit], verdicts: Callable[[str, EncodedSplit], np.ndarray]
+) -> dict:
+    """The accuracies a training-time evaluation point logs (`point_accuracies` of every split
+    in `evals`), `verdicts(name, split)` giving each split's exact-match verdicts."""
+    accuracies = {}
+    for name, split in evals.items():
+        accuracies |= point_accuracies(name, verdicts(name, split), split.records)
+    return accuracies
 
 
 def point_accuracies(name: str, verdicts: np.ndarray, records: list[dict]) -> dict:

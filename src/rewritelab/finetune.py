@@ -17,20 +17,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from rewritelab.batches import (
     Batches,
+    EncodedSplit,
     check_dataset,
     dataset_alphabet,
     dataset_digest,
     dataset_task,
-    eval_subset,
 )
 from rewritelab.errors import RewritelabError
 from rewritelab.evaluate import (
     check_context,
     choose_path,
+    eval_splits,
+    evaluation_point,
     model_context,
-    point_accuracies,
     verdicts_of,
 )
 from rewritelab.finetune_config import FinetuneConfig
@@ -61,15 +64,11 @@ class FinetuneTrainee:
         self.template = resolve_template(config.template, self.codec)
         check_codec(self.codec, self.template, dataset_alphabet(self.manifest), str(base))
         train_split = encode_dataset_split(self.codec, self.template, data_dir, "train")
-        self.evals = {
-            name: eval_subset(
-                encode_dataset_split(self.codec, self.template, data_dir, split),
-                config.eval_examples,
-                config.seed,
-                name,
-            )
-            for name, split in (("seen", "seen_test"), ("unseen", "test"))
-        }
+        self.evals = eval_splits(
+            lambda split: encode_dataset_split(self.codec, self.template, data_dir, split),
+            config.eval_examples,
+            config.seed,
+        )
         for name, split in [("train", train_split), *self.evals.items()]:
             check_context(split, model_context(model), f"{data_dir} ({name})")
         self.eval_paths = {
@@ -92,12 +91,11 @@ class FinetuneTrainee:
         self.model = attach_lora(model, config) if config.method == "lora" else model
 
     def evaluate(self) -> dict:
-        accuracies = {}
-        for name, split in self.evals.items():
+        def verdicts(name: str, split: EncodedSplit) -> np.ndarray:
             path, batch_size = self.eval_paths[name], self.config.eval_batch_size
-            verdicts = verdicts_of(self.model, split, self.codec, path, batch_size)[0]
-            accuracies |= point_accuracies(name, verdicts, split.records)
-        return accuracies
+            return verdicts_of(self.model, split, self.codec, path, batch_size)[0]
+
+        return evaluation_point(self.evals, verdicts)
 
     def save(self, directory: Path) -> None:
         self.model.save_pretrained(directory, safe_serialization=True)

@@ -53,12 +53,11 @@ from rewritelab.batches import (
     dataset_digest,
     dataset_tokenizer,
     encode_split,
-    eval_subset,
     resolve_target,
 )
 from rewritelab.config import from_dict, load_config
 from rewritelab.errors import RewritelabError
-from rewritelab.evaluate import check_context, fast_verdicts, point_accuracies
+from rewritelab.evaluate import check_context, eval_splits, evaluation_point, fast_verdicts
 from rewritelab.loop import LoopConfig, check_ints, train_run
 from rewritelab.model import (
     GPT,
@@ -125,15 +124,11 @@ class ScratchTrainee(GPTTrainee):
         self.tokenizer = dataset_tokenizer(self.manifest)
         self.target = resolve_target(self.manifest, config.target)
         self.train_split = encode_split(data_dir, "train", self.tokenizer, self.target)
-        self.evals = {
-            name: eval_subset(
-                encode_split(data_dir, split, self.tokenizer, self.target),
-                config.eval_examples,
-                config.seed,
-                name,
-            )
-            for name, split in (("seen", "seen_test"), ("unseen", "test"))
-        }
+        self.evals = eval_splits(
+            lambda split: encode_split(data_dir, split, self.tokenizer, self.target),
+            config.eval_examples,
+            config.seed,
+        )
         for name, split in [("train", self.train_split), *self.evals.items()]:
             check_context(split, config.model.context, f"{data_dir} ({name})")
         self.batch = Batches(
@@ -151,11 +146,10 @@ class ScratchTrainee(GPTTrainee):
         self.model: GPT = build_model(config.model, self.tokenizer, init_seed).to(device)
 
     def evaluate(self) -> dict:
-        accuracies = {}
-        for name, split in self.evals.items():
-            verdicts = fast_verdicts(self.model, split, self.config.eval_batch_size)
-            accuracies |= point_accuracies(name, verdicts, split.records)
-        return accuracies
+        batch_size = self.config.eval_batch_size
+        return evaluation_point(
+            self.evals, lambda name, split: fast_verdicts(self.model, split, batch_size)
+        )
 
     def data_identity(self) -> dict:
         return dataset_digest(self.manifest)
