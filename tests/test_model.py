@@ -131,6 +131,19 @@ def saved(tmp_path):
     return tmp_path
 
 
+def test_saving_the_same_weights_again_writes_the_same_bytes(saved, tmp_path):
+    tokenizer = Tokenizer("abc")
+    model = build_model(SMALL, tokenizer, seed=0)
+    first = (saved / "model.safetensors").read_bytes()
+    for attempt in range(8):  # safetensors alone wrote its metadata in a random key order
+        save_model(model, tokenizer, tmp_path / f"again{attempt}")
+        assert (tmp_path / f"again{attempt}" / "model.safetensors").read_bytes() == first
+    size = int.from_bytes(first[:8], "little")
+    metadata = json.loads(first[8 : 8 + size])["__metadata__"]
+    assert list(metadata) == sorted(metadata) == ["format", "tokenizer_sha256", "weights_sha256"]
+    assert torch.equal(load_model(saved)[0].lm_head.weight, model.lm_head.weight)
+
+
 def test_flipped_weight_bytes_are_refused(saved):
     data = bytearray((saved / "model.safetensors").read_bytes())
     data[-5] ^= 0xFF  # inside the last tensor's bytes, after the header

@@ -293,7 +293,7 @@ def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
 def save_model(model: GPT, tokenizer: Tokenizer, directory: str | Path) -> None:
     """Write a Hugging Face model directory: config.json, generation_config.json (so that
     `pipeline("text-generation")` stops at <eos>), model.safetensors and the tokenizer files."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -305,8 +305,25 @@ def save_model(model: GPT, tokenizer: Tokenizer, directory: str | Path) -> None:
     state = hf_state_dict(model)
     metadata = {"format": "pt", "weights_sha256": weights_digest(state),
                 "tokenizer_sha256": tokenizer_digest(tokenizer)}  # fmt: skip
-    save_file(state, str(directory / WEIGHTS_FILE), metadata=metadata)
+    (directory / WEIGHTS_FILE).write_bytes(sorted_metadata(save(state, metadata=metadata)))
     tokenizer.save(directory)
+
+
+def sorted_metadata(blob: bytes) -> bytes:
+    """A safetensors file's bytes with its `__metadata__` keys in sorted order. safetensors
+    writes them in a random order (its issue #584), so two saves of the same weights differed
+    in their bytes; sorted, they are identical. Only the order changes: the same length."""
+    size = int.from_bytes(blob[:8], "little")
+    header = blob[8 : 8 + size].decode("utf-8")
+    metadata = json.loads(header).get("__metadata__")
+    if not metadata:
+        return blob
+    written, ordered = (
+        json.dumps(m, separators=(",", ":")) for m in (metadata, dict(sorted(metadata.items())))
+    )
+    if header.count(written) != 1:
+        raise RewritelabError("unexpected safetensors header: its metadata was not found")
+    return blob[:8] + header.replace(written, ordered).encode("utf-8") + blob[8 + size :]
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
