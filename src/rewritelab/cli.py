@@ -381,6 +381,15 @@ def cmd_results_page(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Exit 0 when the databases share runs and every shared run is identical."""
+    from rewritelab.sweep.compare import compare_databases, format_comparison
+
+    result = compare_databases(args.first, args.second)
+    print(format_comparison(result, (args.first, args.second)))
+    return 0 if result["common"] and not result["differing"] else 1
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Sweep then report one experiment, or `all` of those with the preset (then also the
     results page). The report records the command, the wall time of this invocation and the
@@ -541,6 +550,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="results database (SQLite)")
     report.add_argument("--out", required=True, help="report directory")
     report.set_defaults(handler=cmd_report)
+
+    compare = commands.add_parser(
+        "compare", help="two results databases run by run: identical metrics, or what differs"
+    )
+    compare.add_argument("first", help="results database (SQLite), e.g. the committed run's")
+    compare.add_argument("second", help="results database (SQLite), e.g. a rerun's")
+    compare.set_defaults(handler=cmd_compare)
 
     page = commands.add_parser(
         "results-page", help="one page: claim, result, verdict per experiment"
