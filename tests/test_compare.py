@@ -61,6 +61,23 @@ def test_a_rerun_matches_run_by_run(two_sweeps, capsys):
     )  # the timings differ, and do not count
 
 
+def test_a_metric_only_one_side_records_is_named_not_counted(two_sweeps, tmp_path, capsys):
+    first, again = two_sweeps
+    later = tmp_path / "later.sqlite"
+    later.write_bytes(again.read_bytes())
+
+    def record_more(metrics, config):  # as a later version might
+        metrics["unseen_by_something_new"] = {"1": 0.5}
+        metrics["final_train"]["a_new_rate"] = 0.25
+        metrics["history"][0]["a_new_rate"] = 0.25
+
+    edit_run(later, 2, 1, record_more)
+    code, out, _ = run_cli(["compare", str(first), str(later)], capsys)
+    assert code == 0 and "4 with identical metrics, 0 differ" in out
+    left_out = "metrics recorded in one database only, left out: unseen_by_something_new (1 runs)"
+    assert left_out in out
+
+
 def test_a_changed_metric_is_named_with_its_run(two_sweeps, tmp_path, capsys):
     first, again = two_sweeps
     edited = tmp_path / "edited.sqlite"

@@ -4,7 +4,9 @@ Finished runs are matched by experiment, grid factors and seed (not by point id,
 hashes the generator's code and changes when that code does; not by preset, so that a preset
 with more seeds matches the one it extends). They are compared on everything a run stores
 but its timings (`TIMING_KEYS`): accuracies, breakdowns, the final training loss and the
-whole evaluation history; and their resolved configs are compared too, so that a difference
+whole evaluation history; a metric that only one side records (one written by a later
+version) is left out and named, not counted as a difference. Their resolved configs are
+compared too, so that a difference
 of settings (another learning rate under the same factors) is named as such. On a CPU, at the
 same thread count, the same config and seed give the same metrics: a run whose config is the
 same and whose metrics differ did not reproduce. Where one database holds a run twice (the
@@ -65,30 +67,44 @@ def finished_runs(path: str | Path) -> dict[RunKey, dict]:
 
 
 def compare_databases(first: str | Path, second: str | Path) -> dict:
-    """Run counts of both databases, the runs they share, the config keys that differ in
-    any shared run (with how many runs), and each shared run whose metrics differ: its key,
-    those metrics, its config keys that differ and the SHOWN_METRICS of both."""
+    """Run counts of both databases, the runs they share, the config keys that differ and
+    the metrics only one side records (each with how many shared runs), and each shared run
+    whose metrics differ: its key, those metrics, its config keys that differ and the
+    SHOWN_METRICS of both."""
     runs = [finished_runs(first), finished_runs(second)]
     common = sorted(set(runs[0]) & set(runs[1]))
-    differing, config_changes = [], Counter()
+    differing, config_changes, one_sided = [], Counter(), Counter()
     for key in common:
-        a, b = (r[key] for r in runs)
-        config_changed = changed_keys(a["config"], b["config"])
+        first_run, second_run = runs[0][key], runs[1][key]
+        a, b = first_run["metrics"], second_run["metrics"]
+        config_changed = changed_keys(first_run["config"], second_run["config"])
         config_changes.update(config_changed)
-        if a["metrics"] != b["metrics"]:
+        one_sided.update(a.keys() ^ b.keys())
+        changed = sorted(name for name in a.keys() & b.keys() if not agree(a[name], b[name]))
+        if changed:
             differing.append({
                 "run": key,
-                "changed": changed_keys(a["metrics"], b["metrics"]),
+                "changed": changed,
                 "config_changed": config_changed,
-                "shown": {name: (a["metrics"].get(name), b["metrics"].get(name))
-                          for name in SHOWN_METRICS},
+                "shown": {name: (a.get(name), b.get(name)) for name in SHOWN_METRICS},
             })  # fmt: skip
     return {
         "runs": [len(r) for r in runs],
         "common": len(common),
         "config_changes": dict(sorted(config_changes.items())),
+        "one_sided": dict(sorted(one_sided.items())),
         "differing": differing,
     }
+
+
+def agree(a: Any, b: Any) -> bool:
+    """Equal wherever both record a value: dict keys on one side only are left out (at any
+    depth); lists must have the same length."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(agree(a[key], b[key]) for key in a.keys() & b.keys())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(agree(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def changed_keys(a: dict, b: dict) -> list[str]:
@@ -107,6 +123,9 @@ def format_comparison(result: dict, names: tuple[str, str]) -> str:
     if result["config_changes"]:
         changes = ", ".join(f"{key} ({n} runs)" for key, n in result["config_changes"].items())
         lines.append(f"config keys that differ between shared runs: {changes}")
+    if result["one_sided"]:
+        names = ", ".join(f"{key} ({n} runs)" for key, n in result["one_sided"].items())
+        lines.append(f"metrics recorded in one database only, left out: {names}")
     for entry in result["differing"]:
         experiment, factors, seed = entry["run"]
         shown = ", ".join(f"{name} {a} -> {b}" for name, (a, b) in entry["shown"].items())
