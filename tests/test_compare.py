@@ -6,15 +6,10 @@ import json
 import sqlite3
 
 import pytest
+from test_cli_semantics import run_cli
 from test_sweep import TINY
 
 from rewritelab.cli import main
-
-
-def run_cli(args, capsys):
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
