@@ -4,13 +4,13 @@ Finished runs are matched by experiment, grid factors and seed (not by point id,
 hashes the generator's code and changes when that code does; not by preset, so that a preset
 with more seeds matches the one it extends). They are compared on everything a run stores
 but its timings (`TIMING_KEYS`): accuracies, breakdowns, the final training loss and the
-whole evaluation history; a metric that only one side records (one written by a later
-version) is left out and named, not counted as a difference. Their resolved configs are
-compared too, so that a difference
-of settings (another learning rate under the same factors) is named as such. On a CPU, at the
-same thread count, the same config and seed give the same metrics: a run whose config is the
-same and whose metrics differ did not reproduce. Where one database holds a run twice (the
-same factors and seed under two presets), its last row counts.
+whole evaluation history. A metric that only one side records (written by a later version)
+is left out, and named when it is a run's own metric rather than a field of its history.
+Their resolved configs are compared too, so that a difference of settings (another learning
+rate under the same factors) is named as such. On a CPU, at the same thread count, the same
+config and seed give the same metrics: a run whose config is the same and whose metrics
+differ did not reproduce. Where one database holds a run twice (the same factors and seed
+under two presets), its last row counts.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def finished_runs(path: str | Path) -> dict[RunKey, dict]:
         }
         for row in rows
         if row["status"] == "done"
-    }  # fmt: skip
+    }
 
 
 def compare_databases(first: str | Path, second: str | Path) -> dict:
