@@ -74,6 +74,18 @@ def apply_override(config: dict[str, Any], assignment: str) -> None:
     node[leaf] = value
 
 
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys: {"train": {"learning_rate": 0.005}} gives
+    {"train.learning_rate": 0.005}, the names `key=value` overrides use."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def read_values(
     path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None
 ) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from rewritelab import __version__
+from rewritelab.config import flatten
 from rewritelab.errors import RewritelabError
 from rewritelab.killpoints import pause_at
 from rewritelab.provenance import git_hash
@@ -247,7 +248,7 @@ class RunDirectory:
         if not (self.path / RUN_CONFIG).is_file():
             raise RewritelabError(f"cannot resume: {self.path} has no {RUN_CONFIG}")
         recorded = self.recorded()
-        saved, given = _flatten(recorded.get("config", {})), _flatten(config.to_dict())
+        saved, given = flatten(recorded.get("config", {})), flatten(config.to_dict())
         changed = sorted(
             key
             for key in saved.keys() | given.keys()
@@ -367,13 +368,3 @@ def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
         return []
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _flatten(config: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

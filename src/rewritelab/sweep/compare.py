@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rewritelab.config import flatten
 from rewritelab.sweep.database import ResultsDatabase
 
 TIMING_KEYS = frozenset({"elapsed_s", "tokens_per_s", "steps_per_s"})
@@ -37,17 +38,6 @@ def without_timings(value: Any) -> Any:
     return value
 
 
-def dotted(config: dict, prefix: str = "") -> dict[str, Any]:
-    """A nested config as {"train.learning_rate": 0.005, ...}."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat |= dotted(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def finished_runs(path: str | Path) -> dict[RunKey, dict]:
     """Every finished run of a database (opened read-only): its metrics, timings left out,
     and its resolved config."""
@@ -59,7 +49,7 @@ def finished_runs(path: str | Path) -> dict[RunKey, dict]:
     return {
         (row["experiment"], json.dumps(row["factors"], sort_keys=True), row["seed"]): {
             "metrics": without_timings(row["metrics"] or {}),
-            "config": dotted(row["config"] or {}),
+            "config": flatten(row["config"] or {}),
         }
         for row in rows
         if row["status"] == "done"
