@@ -114,8 +114,8 @@ def format_comparison(result: dict, names: tuple[str, str]) -> str:
         changes = ", ".join(f"{key} ({n} runs)" for key, n in result["config_changes"].items())
         lines.append(f"config keys that differ between shared runs: {changes}")
     if result["one_sided"]:
-        names = ", ".join(f"{key} ({n} runs)" for key, n in result["one_sided"].items())
-        lines.append(f"metrics recorded in one database only, left out: {names}")
+        left_out = ", ".join(f"{key} ({n} runs)" for key, n in result["one_sided"].items())
+        lines.append(f"metrics recorded in one database only, left out: {left_out}")
     for entry in result["differing"]:
         experiment, factors, seed = entry["run"]
         shown = ", ".join(f"{name} {a} -> {b}" for name, (a, b) in entry["shown"].items())
@@ -123,6 +123,6 @@ def format_comparison(result: dict, names: tuple[str, str]) -> str:
         why = f"config differs: {', '.join(config)}" if config else "same config"
         lines.append(
             f"  differs: {experiment} {factors} seed {seed} ({why}): "
-            f"{', '.join(entry['changed']) or 'no metric'} ({shown})"
+            f"{', '.join(entry['changed'])} ({shown})"
         )
     return "\n".join(lines)
