@@ -192,6 +192,42 @@ def test_sweep_runs_caches_records_and_reports(tmp_path, tiny):
     assert by_i[8]["unseen_accuracy"] == pytest.approx(expected)
 
 
+def test_an_unmastered_run_is_redrawn_and_every_draw_is_recorded(tmp_path, tiny, monkeypatch):
+    from rewritelab.runs import RUN_CONFIG
+    from rewritelab.seeds import seed_of
+
+    plain = load_experiment(tiny, "small").points()[0]
+    redrawing = tiny.parent / "redraw.toml"
+    redrawing.write_text("redraw_unmastered = 1\n" + TINY)
+    point = load_experiment(redrawing, "small").points()[0]
+    assert "redraw_unmastered" not in plain.identity and point.point_id != plain.point_id
+    first = runner_module.run_point(plain, tmp_path / "plain")["metrics"]
+    assert first["seen_accuracy"] < 0.95  # one epoch of a tiny model masters nothing
+    outcome = runner_module.run_point(point, tmp_path / "work")
+    metrics = outcome["metrics"]
+    assert [d["seen_accuracy"] for d in metrics["redrawn"]] == [first["seen_accuracy"]]
+    assert metrics["redrawn"][0]["unseen_accuracy"] == first["unseen_accuracy"]
+    assert metrics["train_seed"] == seed_of(5, "redraw", 1)
+    assert outcome["run_dir"].endswith(f"{point.point_id}-redraw1")
+    recorded = json.loads((tmp_path / "work" / "runs" / f"{point.point_id}-redraw1" / RUN_CONFIG)
+                          .read_text())  # fmt: skip
+    assert recorded["config"]["seed"] == seed_of(5, "redraw", 1)
+    again = runner_module.run_point(point, tmp_path / "work")["metrics"]  # both draws resumed
+    assert again == metrics
+    database = ResultsDatabase(tmp_path / "r.sqlite")
+    database.plan([point])
+    database.record(point.point_id, outcome)
+    database.close()
+    text = write_report(tmp_path / "r.sqlite", tmp_path / "report").read_text()
+    seen = f"{first['seen_accuracy']:.2f} → {metrics['seen_accuracy']:.2f}"
+    assert "mastered (seen ≥ 0.95): 0 of 1 runs" in text
+    assert "- redrawn: 1 run(s)" in text and f"instructions=3 seed 5 (seen {seen})" in text
+    monkeypatch.setattr("rewritelab.paper.MASTERED", 0.0)  # now every first draw masters
+    kept = runner_module.run_point(point, tmp_path / "mastered")
+    assert "redrawn" not in kept["metrics"] and kept["run_dir"].endswith(point.point_id)
+    assert kept["metrics"]["seen_accuracy"] == first["seen_accuracy"]
+
+
 def test_failing_point_is_recorded_and_the_others_go_on(tmp_path, tiny):
     text = TINY.replace('"dataset.train.instructions" = [2, 8]', '"train.model.context" = [8, 24]')
     path = tmp_path / "fails.toml"

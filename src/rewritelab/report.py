@@ -30,7 +30,15 @@ from rewritelab.figures import (
     plot_curves,  # noqa: F401  (re-exported for existing callers)
     save_figure,
 )
-from rewritelab.paper import INSTRUCTIONS, NO_CRITERION, PAPER, claim, experiment_kind, judge
+from rewritelab.paper import (
+    INSTRUCTIONS,
+    MASTERED,
+    NO_CRITERION,
+    PAPER,
+    claim,
+    experiment_kind,
+    judge,
+)
 from rewritelab.sweep.database import ResultsDatabase
 
 METRICS = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
@@ -381,10 +389,44 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
     verdict, basis = judge(kind, entries)
     analysis.update(claim=claim(kind), verdict=verdict, verdict_basis=basis)
     analysis["measured"] = measured_line(basis, transitions)
-    lines += [f"- paper: {claim(kind)}", f"- verdict: **{verdict}** ({basis})", ""]
+    lines += [f"- paper: {claim(kind)}", f"- verdict: **{verdict}** ({basis})"]
+    mastery, analysis["mastery"] = mastery_lines(done)
+    lines += mastery + [""]
     for row in failed:
         lines.append(f"- failed: {row['factors']} seed {row['seed']}: `{row['error']}`")
     return lines, analysis
+
+
+def mastery_lines(done: list[dict]) -> tuple[list[str], dict]:
+    """Which runs mastered their own training rules (seen accuracy ≥ MASTERED), which did not,
+    and which were kept from a redraw after a first draw that did not (`redraw_unmastered`):
+    report lines and their counts."""
+    unmastered = [r for r in done if (r["seen_accuracy"] or 0.0) < MASTERED]
+    redrawn = [r for r in done if r["metrics"].get("redrawn")]
+    line = f"- mastered (seen ≥ {MASTERED}): {len(done) - len(unmastered)} of {len(done)} runs"
+    if unmastered:
+        line += "; not: " + "; ".join(
+            f"{_run_name(r)} (seen {r['seen_accuracy']:.2f})" for r in unmastered
+        )
+    lines = [line]
+    if redrawn:
+        draws = [
+            f"{_run_name(r)} (seen "
+            + " → ".join(f"{d['seen_accuracy']:.2f}" for d in r["metrics"]["redrawn"])
+            + f" → {r['seen_accuracy']:.2f})"
+            for r in redrawn
+        ]
+        lines.append(
+            f"- redrawn: {len(redrawn)} run(s) did not master on their first draw and were "
+            f"trained again from a fresh one (same data, new initial weights and batch order): "
+            + "; ".join(draws)
+        )
+    counts = {"runs": len(done), "mastered": len(done) - len(unmastered), "redrawn": len(redrawn)}
+    return lines, counts
+
+
+def _run_name(row: dict) -> str:
+    return f"{line_label(row['factors'], '')} seed {row['seed']}"
 
 
 def check_rows(rows: list[dict], where: str | Path) -> None:

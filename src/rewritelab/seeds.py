@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-SEED_STREAMS = ("model_init", "data_order", "dropout", "eval_subset")
+SEED_STREAMS = ("model_init", "data_order", "dropout", "eval_subset")  # a training run's
+STREAM_NAMES = (*SEED_STREAMS, "redraw")  # and the sweep's: the training seed of a redrawn run
 
 
 def _spawn_key(name: str, extra: tuple) -> tuple[int, ...]:
-    return (SEED_STREAMS.index(name), *(_as_int(part) for part in extra))
+    return (STREAM_NAMES.index(name), *(_as_int(part) for part in extra))
 
 
 def _as_int(part: int | str) -> int:

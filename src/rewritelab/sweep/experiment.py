@@ -36,6 +36,12 @@ A fine-tuning experiment (`method = "finetune"`) may say how to make its base mo
 library), `out` (the run directory, which must be `train.base`) and `config` (a pretraining
 config, see `rewritelab.pretrain`). The sweep pretrains it first, or resumes or checks it.
 
+`redraw_unmastered = N` (top level or in a preset) retrains a point whose model ends without
+mastering its own training rules (seen accuracy below 0.95, the optimisation plateau) from a
+fresh draw, up to N times: the same dataset, a new training seed (`seeds.seed_of(seed,
+"redraw", k)` for the k-th redraw: new initial weights and batch order). The point keeps the
+first draw that masters (or the last), and records every draw before it.
+
 A grid point's seed sets both the dataset seed and the training seed. Its identity is a hash
 of its full resolved config (dataset, train, method, seed) and of the generator's code digest,
 so a point already in the results database is never run twice, and a changed config or a
@@ -61,10 +67,12 @@ from rewritelab.spec import spec_from_dict
 
 TOP_KEYS = {
     "name", "title", "kind", "description", "method", "seeds", "dataset", "train", "grid",
-    "presets", "pretrain",
+    "presets", "pretrain", "redraw_unmastered",
 }  # fmt: skip
 METHODS = ("train", "finetune")  # from-scratch training, or fine-tuning a pretrained model
-PRESET_KEYS = {"seeds", "dataset", "train", "grid", "description", "pretrain", "extends"}
+PRESET_KEYS = {
+    "seeds", "dataset", "train", "grid", "description", "pretrain", "extends", "redraw_unmastered",
+}  # fmt: skip
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # safe as a file or directory name
 
 
@@ -85,6 +93,7 @@ class Point:
     dataset: dict[str, Any]
     train: dict[str, Any]
     method: str = "train"
+    redraws: int = 0  # how often an unmastered model is trained again from a fresh draw
 
     @property
     def dataset_id(self) -> str:
@@ -96,13 +105,16 @@ class Point:
     @property
     def identity(self) -> dict[str, Any]:
         """Everything that decides the point's result: its full resolved config and seed."""
-        return {
+        identity = {
             "dataset": spec_from_dict(copy.deepcopy(self.dataset)).to_dict(),
             "generator": generator_digest(),
             "train": self.train,
             "method": self.method,
             "seed": self.seed,
         }
+        if self.redraws:  # named only when set, so points without redraws keep their ids
+            identity["redraw_unmastered"] = self.redraws
+        return identity
 
     @property
     def point_id(self) -> str:
@@ -124,6 +136,7 @@ class Experiment:
     source: str = ""
     method: str = "train"
     pretrain: dict[str, Any] = field(default_factory=dict)  # how to make train.base, if given
+    redraws: int = 0  # `redraw_unmastered`
 
     def points(self) -> list[Point]:
         """Every grid point times every seed, in a stable order (seeds innermost)."""
@@ -148,8 +161,9 @@ class Experiment:
         config["dataset"]["seed"] = seed
         config["train"]["seed"] = seed
         return Point(
-            self.name, self.preset, labels, seed, config["dataset"], config["train"], self.method
-        )
+            self.name, self.preset, labels, seed, config["dataset"], config["train"], self.method,
+            self.redraws,
+        )  # fmt: skip
 
 
 def _set_dotted(config: dict, key: str, value: Any, factor: str) -> None:
@@ -178,6 +192,12 @@ def _seed_list(seeds: Any) -> list[int]:
     if isinstance(seeds, list) and seeds and all(isinstance(s, int) and s >= 0 for s in seeds):
         return list(seeds)
     raise RewritelabError(f"seeds must be a count >= 1 or a list of seeds >= 0, got {seeds!r}")
+
+
+def _redraw_count(value: Any, path: str | Path) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10:
+        return value
+    raise RewritelabError(f"{path}: redraw_unmastered must be a count from 0 to 10, got {value!r}")
 
 
 def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
@@ -215,6 +235,7 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
         source=str(path),
         method=data.get("method", "train"),
         pretrain=data.get("pretrain", {}),
+        redraws=_redraw_count(data.get("redraw_unmastered", 0), path),
     )
     if experiment.method not in METHODS:
         raise RewritelabError(f"{path}: method must be one of {METHODS}, got {experiment.method!r}")

@@ -13,6 +13,7 @@ hands their points back (`pending`); after a kill -9 the next sweep takes them o
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import platform
 import shutil
@@ -122,6 +123,37 @@ def training_history(run_dir: str | Path) -> list[dict]:
     return history
 
 
+def train_until_mastered(point: Point, data_dir: Path, runs_dir: Path, outcome: dict) -> dict:
+    """Train and evaluate the point's model in `runs_dir/<point id>`; while it ends without
+    mastering its own training rules (seen accuracy below `MASTERED`) and the point allows a
+    redraw, train it again from a fresh draw (the same data, the training seed
+    `seed_of(seed, "redraw", k)`) in `runs_dir/<point id>-redraw<k>`. The metrics are those of
+    the draw kept; the draws before it are listed under `redrawn`."""
+    from rewritelab.paper import MASTERED
+    from rewritelab.seeds import seed_of
+
+    redrawn = []
+    for draw in range(point.redraws + 1):
+        seed = seed_of(point.seed, "redraw", draw) if draw else point.train["seed"]
+        run_dir = runs_dir / (f"{point.point_id}-redraw{draw}" if draw else point.point_id)
+        outcome["run_dir"] = str(run_dir)
+        drawn = dataclasses.replace(point, train={**point.train, "seed": seed})
+        metrics = train_and_evaluate(drawn, data_dir, run_dir, outcome)
+        metrics["history"] = training_history(run_dir)
+        if metrics["seen_accuracy"] >= MASTERED or draw == point.redraws:
+            break
+        redrawn.append({"train_seed": seed, "run_dir": str(run_dir)} | _draw_summary(metrics))
+    if redrawn:
+        metrics.update(redrawn=redrawn, train_seed=seed)
+    return metrics
+
+
+def _draw_summary(metrics: dict) -> dict:
+    """What a report needs of a draw that was not kept: its accuracies and final loss."""
+    kept = ("seen_accuracy", "unseen_accuracy", "unseen_has_op_accuracy")
+    return {k: metrics[k] for k in kept} | {"train_loss": metrics["final_train"].get("train_loss")}
+
+
 def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
     """Generate, train and evaluate one grid point; return its outcome (never raises)."""
     workdir = Path(workdir)
@@ -129,10 +161,8 @@ def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
     outcome: dict[str, Any] = {"versions": versions()}
     try:
         data_dir = ensure_dataset(point, workdir)
-        run_dir = workdir / "runs" / point.point_id
-        outcome.update(data_dir=str(data_dir), run_dir=str(run_dir))
-        outcome["metrics"] = train_and_evaluate(point, data_dir, run_dir, outcome)
-        outcome["metrics"]["history"] = training_history(run_dir)
+        outcome["data_dir"] = str(data_dir)
+        outcome["metrics"] = train_until_mastered(point, data_dir, workdir / "runs", outcome)
     except Exception as error:  # a failed point is recorded, and the sweep goes on
         outcome["error"] = f"{type(error).__name__}: {error}"
         if not isinstance(error, RewritelabError):
