@@ -350,7 +350,9 @@ def test_e6_is_judged_on_the_findings_its_grid_holds():
 
 def test_results_page_through_the_cli(tmp_path, capsys):
     results = tmp_path / "results" / "cpu"
-    write_rows(tmp_path / "r.sqlite", e1_rows(seeds=2))
+    rows = e1_rows(seeds=2)
+    rows[3]["metrics"]["redrawn"] = [{"seen_accuracy": 0.31, "unseen_accuracy": 0.0}]
+    write_rows(tmp_path / "r.sqlite", rows)
     run = {"command": "rewritelab reproduce e1 --preset cpu", "wall_s": 551}
     write_report(tmp_path / "r.sqlite", results / "e1", run=run)
     legacy = results / "e5"  # a summary from before the analysis existed: judged on the page
@@ -383,6 +385,10 @@ def test_results_page_through_the_cli(tmp_path, capsys):
     assert "[e1/cpu](cpu/e1/report.md)" in e1 and "**reproduced**" in e1
     assert "`rewritelab reproduce e1 --preset cpu`" in e1 and "9 min 11 s" in e1
     assert "[e1-cpu.png](cpu/e1/e1-cpu.png)" in e1 and "I50 = " in e1
+    assert "; 14 of 14 runs mastered (1 redrawn)" in e1 and "runs mastered" not in e5
+    report = (results / "e1" / "report.md").read_text()
+    assert "- mastered (seen ≥ 0.95): 14 of 14 runs\n" in report
+    assert "instructions=128 seed 0 (seen 0.31 → 0.99)" in report
     assert "**partly**" in e5 and "[e5-cpu.png](cpu/e5/e5-cpu.png)" in e5
     assert "mix 0.95 vs best single 0.50; seen not stored" in e5  # mastery cannot be shown
     assert "- e5: reproduced if the mix" in page.read_text()

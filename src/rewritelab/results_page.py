@@ -8,10 +8,11 @@ directories with the same experiment and preset, e.g. on two machines) are told 
 their directory names. Every summary's points are judged here by today's criteria
 (`rewritelab.paper.CRITERIA`, printed under the table), so a criterion added after a run
 reaches its row too; the I50s come from the transitions in the summary's "analysis" where
-the report fitted them. The command and wall time come from the summary's "run"
-entry, when the run recorded them. A directory with a `NOTES.md` (the write-up beside the
-report) gets a link to it; one with notes but no summary (an experiment measured and not run,
-say) gets a row of its own, "not run", whose result is the notes' title.
+the report fitted them, and so does the count of runs that mastered their training rules (and
+of those redrawn) where the report counted them. The command and wall time come from the
+summary's "run" entry, when the run recorded them. A directory with a `NOTES.md` (the
+write-up beside the report) gets a link to it; one with notes but no summary (an experiment
+measured and not run, say) gets a row of its own, "not run", whose result is the notes' title.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def experiment_rows(directory: Path, summary: dict) -> list[dict]:
         kind = analysis.get("kind") or experiment_kind(name)
         verdict, basis = judge(kind, entries)
         measured = measured_line(basis, analysis.get("transitions") or {})
+        measured += _mastery_note(analysis.get("mastery"))
         figures = analysis.get("figures") or sorted(
             p.name for p in directory.iterdir() if p.suffix in FIGURE_SUFFIXES
         )
@@ -90,6 +92,15 @@ def experiment_rows(directory: Path, summary: dict) -> list[dict]:
             "figures": [directory / f for f in figures],
         })  # fmt: skip
     return rows
+
+
+def _mastery_note(mastery: dict | None) -> str:
+    """'; 35 of 36 runs mastered (2 redrawn)' from a report's mastery counts (none in older
+    summaries)."""
+    if not mastery:
+        return ""
+    redrawn = f" ({mastery['redrawn']} redrawn)" if mastery.get("redrawn") else ""
+    return f"; {mastery['mastered']} of {mastery['runs']} runs mastered{redrawn}"
 
 
 def _cell(text: str) -> str:
