@@ -35,6 +35,7 @@ from rewritelab.paper import (
     MASTERED,
     NO_CRITERION,
     PAPER,
+    PLATEAU_LOSS,
     claim,
     experiment_kind,
     judge,
@@ -399,8 +400,8 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
 
 def mastery_lines(done: list[dict]) -> tuple[list[str], dict]:
     """Which runs mastered their own training rules (seen accuracy ≥ MASTERED), which did not,
-    and which were kept from a redraw after a first draw that did not (`redraw_unmastered`):
-    report lines and their counts."""
+    and which were kept from a redraw after a first draw that ended on the optimisation
+    plateau (`redraw_unmastered`): report lines and their counts."""
     unmastered = [r for r in done if (r["seen_accuracy"] or 0.0) < MASTERED]
     redrawn = [r for r in done if r["metrics"].get("redrawn")]
     line = f"- mastered (seen ≥ {MASTERED}): {len(done) - len(unmastered)} of {len(done)} runs"
@@ -417,7 +418,8 @@ def mastery_lines(done: list[dict]) -> tuple[list[str], dict]:
             for r in redrawn
         ]
         lines.append(
-            f"- redrawn: {len(redrawn)} run(s) did not master on their first draw and were "
+            f"- redrawn: {len(redrawn)} run(s) ended their first draw on the optimisation "
+            f"plateau (seen < {MASTERED}, final training loss ≥ {PLATEAU_LOSS}) and were "
             f"trained again from a fresh one (same data, new initial weights and batch order): "
             + "; ".join(draws)
         )

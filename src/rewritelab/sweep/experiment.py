@@ -36,11 +36,12 @@ A fine-tuning experiment (`method = "finetune"`) may say how to make its base mo
 library), `out` (the run directory, which must be `train.base`) and `config` (a pretraining
 config, see `rewritelab.pretrain`). The sweep pretrains it first, or resumes or checks it.
 
-`redraw_unmastered = N` (top level or in a preset) retrains a point whose model ends without
-mastering its own training rules (seen accuracy below 0.95, the optimisation plateau) from a
-fresh draw, up to N times: the same dataset, a new training seed (`seeds.seed_of(seed,
-"redraw", k)` for the k-th redraw: new initial weights and batch order). The point keeps the
-first draw that masters (or the last), and records every draw before it.
+`redraw_unmastered = N` (top level or in a preset) retrains a point whose model ends on the
+optimisation plateau (seen accuracy below 0.95 and a final training loss of at least 0.1: it
+never fit its own training examples; `runner.on_plateau`) from a fresh draw, up to N times:
+the same dataset, a new training seed (`seeds.seed_of(seed, "redraw", k)` for the k-th
+redraw: new initial weights and batch order). The point keeps the first draw that is not on
+the plateau (or the last), and records every draw before it.
 
 A grid point's seed sets both the dataset seed and the training seed. Its identity is a hash
 of its full resolved config (dataset, train, method, seed) and of the generator's code digest,
