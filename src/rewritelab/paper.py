@@ -18,9 +18,10 @@ INSTRUCTIONS = "dataset.train.instructions"
 MASTERED = 0.95  # seen accuracy from which a model counts as having learnt its training rules
 # Final training loss (nats per answer token) from which an unmastered run never fit its own
 # training examples (the optimisation plateau): plateaued runs of the CPU presets end at
-# 0.16-0.5, every other run below 0.035, unmastered ones included (a model that memorises its
-# examples, or fits a skewed training set but not its rare rules: results/cpu/plateau/NOTES.md).
-PLATEAU_LOSS = 0.1
+# 0.099-0.5, every other run at 0.035 or below, unmastered ones included (a model that
+# memorises its examples, or fits a skewed training set but not its rare rules); the bound
+# sits between the two (results/cpu/plateau/NOTES.md).
+PLATEAU_LOSS = 0.05
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_JUDGED = (
     "reproduced", "partly", "not reproduced", "not judged",
 )  # fmt: skip

@@ -37,7 +37,7 @@ library), `out` (the run directory, which must be `train.base`) and `config` (a 
 config, see `rewritelab.pretrain`). The sweep pretrains it first, or resumes or checks it.
 
 `redraw_unmastered = N` (top level or in a preset) retrains a point whose model ends on the
-optimisation plateau (seen accuracy below 0.95 and a final training loss of at least 0.1: it
+optimisation plateau (seen accuracy below 0.95 and a final training loss of at least 0.05: it
 never fit its own training examples; `runner.on_plateau`) from a fresh draw, up to N times:
 the same dataset, a new training seed (`seeds.seed_of(seed, "redraw", k)` for the k-th
 redraw: new initial weights and batch order). The point keeps the first draw that is not on
