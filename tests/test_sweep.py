@@ -192,7 +192,7 @@ def test_sweep_runs_caches_records_and_reports(tmp_path, tiny):
     assert by_i[8]["unseen_accuracy"] == pytest.approx(expected)
 
 
-def test_an_unmastered_run_is_redrawn_and_every_draw_is_recorded(tmp_path, tiny, monkeypatch):
+def test_a_plateaued_run_is_redrawn_and_every_draw_is_recorded(tmp_path, tiny, monkeypatch):
     from rewritelab.runs import RUN_CONFIG
     from rewritelab.seeds import seed_of
 

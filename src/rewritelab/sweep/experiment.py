@@ -94,7 +94,7 @@ class Point:
     dataset: dict[str, Any]
     train: dict[str, Any]
     method: str = "train"
-    redraws: int = 0  # how often an unmastered model is trained again from a fresh draw
+    redraws: int = 0  # how often a model on the plateau is trained again from a fresh draw
 
     @property
     def dataset_id(self) -> str:

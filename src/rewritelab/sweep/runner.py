@@ -134,7 +134,7 @@ def on_plateau(metrics: dict) -> bool:
     return metrics["seen_accuracy"] < MASTERED and loss is not None and loss >= PLATEAU_LOSS
 
 
-def train_until_mastered(point: Point, data_dir: Path, runs_dir: Path, outcome: dict) -> dict:
+def train_with_redraws(point: Point, data_dir: Path, runs_dir: Path, outcome: dict) -> dict:
     """Train and evaluate the point's model in `runs_dir/<point id>`; while it ends on the
     optimisation plateau (`on_plateau`) and the point allows a redraw, train it again from a
     fresh draw (the same data, the training seed `seed_of(seed, "redraw", k)`) in
@@ -172,7 +172,7 @@ def run_point(point: Point, workdir: str | Path) -> dict[str, Any]:
     try:
         data_dir = ensure_dataset(point, workdir)
         outcome["data_dir"] = str(data_dir)
-        outcome["metrics"] = train_until_mastered(point, data_dir, workdir / "runs", outcome)
+        outcome["metrics"] = train_with_redraws(point, data_dir, workdir / "runs", outcome)
     except Exception as error:  # a failed point is recorded, and the sweep goes on
         outcome["error"] = f"{type(error).__name__}: {error}"
         if not isinstance(error, RewritelabError):
