@@ -393,6 +393,24 @@ def test_e4_puts_the_spread_on_the_x_axis_as_the_papers_figure_4():
     assert x_axis_factor(one_count, "e2") == "noop"  # one I: what the grid compares
 
 
+def test_the_e4_figure_shades_the_papers_finding_behind_the_spreads():
+    from rewritelab.figures import FigureData, draw
+
+    spreads = ("uniform", "0.5", "0.2", "0.1", "0.03")
+    rows = [{"status": "done", "factors": {INSTRUCTION_KEY: 256, "spread": s}, "elapsed_s": 0,
+             "seed": 0, "metrics": {"unseen_accuracy": a, "seen_accuracy": 1.0}}
+            for s, a in zip(spreads, (1.0, 1.0, 0.98, 0.87, 0.27), strict=True)]  # fmt: skip
+    data = FigureData("e4 (cpu)", "e4", "spread", aggregate(rows), rows,
+                      ("unseen_accuracy", "seen_accuracy"), {})  # fmt: skip
+    axis = draw(data).axes[0]
+    bands = {p.get_label(): (round(p.get_x(), 2), round(p.get_x() + p.get_width(), 2))
+             for p in axis.patches}  # fmt: skip
+    # categories sit at 0..4: uniform, 0.5 and 0.2 are "high", 0.1 and 0.03 the steep drop
+    assert bands == {"paper, I = 1k: high down to α ≈ 0.2": (-0.45, 2.45),
+                     "paper, I = 1k: steep drop for α ≤ 0.1": (2.55, 4.45)}  # fmt: skip
+    assert set(bands) <= {t.get_text() for t in axis.get_legend().get_texts()}
+
+
 def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
     """`reproduce NAME` sweeps and reports; `reproduce all --preset P` does every experiment
     of ./experiments with that preset, then the results page, recording command and wall time."""

@@ -271,6 +271,36 @@ def e5_figure(data: FigureData):
     return figure
 
 
+def e4_figure(data: FigureData):
+    """Accuracy against the spread (uniform, then power laws of falling α), with the paper's
+    finding at I = 1k shaded behind: high down to α ≈ 0.2, a steep drop for α ≤ 0.1."""
+    figure, axis = plot_curves(data.entries, data.x_factor, data.title, data.metrics, data.rows)
+    if data.x_factor != INSTRUCTIONS:
+        reference = PAPER["e4"]
+        spreads = list(dict.fromkeys(e["factors"][data.x_factor] for e in data.entries))
+        alphas = [_alpha(spread) for spread in spreads]  # categorical axis: position = index
+        bands = [
+            ([i for i, a in enumerate(alphas) if a is None or a >= reference["high_down_to"]],
+             "0.95", f"paper, I = 1k: high down to α ≈ {reference['high_down_to']}"),
+            ([i for i, a in enumerate(alphas) if a is not None and a <= reference["drop_from"]],
+             "0.86", f"paper, I = 1k: steep drop for α ≤ {reference['drop_from']}"),
+        ]  # fmt: skip
+        for positions, shade, label in bands:
+            if positions:
+                axis.axvspan(min(positions) - 0.45, max(positions) + 0.45, color=shade, zorder=0,
+                             linewidth=0, label=label)  # fmt: skip
+    _legend(axis)
+    return figure
+
+
+def _alpha(spread) -> float | None:
+    """The power-law α a spread label names ('0.1'), None for 'uniform' or any other label."""
+    try:
+        return float(spread)
+    except (TypeError, ValueError):
+        return None
+
+
 def _legend(axis) -> None:
     """Legend outside the axes on the right when long, so it never hides the data."""
     handles, labels = axis.get_legend_handles_labels()
@@ -293,8 +323,8 @@ def e7_figure(data: FigureData):
 
 
 FIGURES = {
-    "e0": transition_figure, "e1": e1_figure, "e2": transition_figure, "e5": e5_figure,
-    "e7": e7_figure,
+    "e0": transition_figure, "e1": e1_figure, "e2": transition_figure, "e4": e4_figure,
+    "e5": e5_figure, "e7": e7_figure,
 }  # fmt: skip
 
 

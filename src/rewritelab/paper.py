@@ -46,7 +46,9 @@ PAPER = {
     },
     "e4": {
         "claim": "I ≥ 10k: flat and high for every α; I = 1k: high down to α ≈ 0.2, steep "
-        "drop for α ≤ 0.1"
+        "drop for α ≤ 0.1",
+        "high_down_to": 0.2,  # at I = 1k, the smallest α still high
+        "drop_from": 0.1,  # at I = 1k, the largest α of the steep drop
     },
     "e5": {
         "claim": "a mix of occurrence counts generalises best (Table 1: 0.94 at I = 2,000 "
