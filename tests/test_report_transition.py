@@ -98,6 +98,30 @@ def test_e1_figure_shows_seeds_fit_interval_and_the_papers_marks():
     assert axis.get_xscale() == "log" and "instructions" in axis.get_xlabel()
 
 
+@pytest.mark.parametrize(
+    "kind, label, span",
+    [("e2", "paper: generalises from I ≈ 400–500", (400, 500)),
+     ("e3", "paper: no transfer to k < 3 for I ≤ 500", (None, 500)),
+     ("e0", None, None)],
+)  # fmt: skip
+def test_e2_and_e3_figures_shade_where_the_paper_puts_its_instruction_counts(kind, label, span):
+    rows = e1_rows(grid=(64, 128, 256, 1024), seeds=2)
+    transitions = line_transitions(rows)
+    figure = draw(FigureData(kind, kind, INSTRUCTIONS, aggregate(rows), rows,
+                             transitions=transitions))  # fmt: skip
+    axis = figure.axes[0]
+    bands = [p for p in axis.patches if p.get_label().startswith("paper:")]
+    if label is None:  # E0 is not in the paper: nothing to mark
+        assert bands == []
+        return
+    (band,) = bands
+    assert band.get_label() == label and label in axis.get_legend_handles_labels()[1]
+    low, high = span
+    xs = band.get_x(), band.get_x() + band.get_width()
+    assert xs[1] == pytest.approx(high) and (low is None or xs[0] == pytest.approx(low))
+    assert axis.get_xlim()[0] < 64 < 1024 < axis.get_xlim()[1]  # the grid stays in view
+
+
 def test_the_i50_bars_of_several_lines_are_staggered_about_the_threshold():
     rows = []
     for variant, i50 in (("default", 100.0), ("2 layers", 110.0), ("24 epochs", 120.0)):

@@ -180,13 +180,14 @@ def curves_figure(data: FigureData):
     return figure
 
 
-def transition_figure(data: FigureData, paper_marks: bool = False):
+def transition_figure(data: FigureData, paper_marks=None):
     """Unseen and seen accuracy against I, with each line's fitted logistic and its I50
     interval: a shaded band for a single line, otherwise a horizontal bar per line about the
-    threshold, the bars staggered by I50_BAR_STEP so that overlapping intervals stay legible."""
+    threshold, the bars staggered by I50_BAR_STEP so that overlapping intervals stay legible;
+    `paper_marks(axis)` draws the paper's reference marks behind them."""
     figure, axis = plot_curves(data.entries, data.x_factor, data.title, data.metrics, data.rows)
-    if paper_marks:
-        mark_paper_thresholds(axis)
+    if paper_marks and data.x_factor == INSTRUCTIONS:
+        paper_marks(axis)
     series = _series(data.entries, data.x_factor)
     colours = _colours(list(series), data.metrics)
     levels = sorted({e["factors"][data.x_factor] for e in data.entries})
@@ -207,7 +208,31 @@ def transition_figure(data: FigureData, paper_marks: bool = False):
 
 
 def e1_figure(data: FigureData):
-    return transition_figure(data, paper_marks=True)
+    return transition_figure(data, mark_paper_thresholds)
+
+
+def e2_figure(data: FigureData):
+    """E2's transitions, with the instruction counts from which the paper generalises shaded."""
+
+    def marks(axis) -> None:
+        low, high = PAPER["e2"]["generalises_from"]
+        axis.axvspan(low, high, color="0.88", zorder=0, linewidth=0,
+                     label=f"paper: generalises from I ≈ {low}–{high}")  # fmt: skip
+
+    return transition_figure(data, marks)
+
+
+def e3_figure(data: FigureData):
+    """E3's curves, with the instruction counts at which the paper never transfers shaded."""
+    figure, axis = plot_curves(data.entries, data.x_factor, data.title, data.metrics, data.rows)
+    if data.x_factor == INSTRUCTIONS:
+        left, right = axis.get_xlim()
+        up_to = PAPER["e3"]["none_up_to"]
+        axis.axvspan(left, up_to, color="0.94", zorder=0, linewidth=0,
+                     label=f"paper: no transfer to k < 3 for I ≤ {up_to}")  # fmt: skip
+        axis.set_xlim(left, right)
+    _legend(axis)
+    return figure
 
 
 def draw_transition(
@@ -323,8 +348,8 @@ def e7_figure(data: FigureData):
 
 
 FIGURES = {
-    "e0": transition_figure, "e1": e1_figure, "e2": transition_figure, "e4": e4_figure,
-    "e5": e5_figure, "e7": e7_figure,
+    "e0": transition_figure, "e1": e1_figure, "e2": e2_figure, "e3": e3_figure,
+    "e4": e4_figure, "e5": e5_figure, "e7": e7_figure,
 }  # fmt: skip
 
 

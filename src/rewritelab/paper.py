@@ -38,11 +38,13 @@ PAPER = {
     },
     "e2": {
         "claim": "generalisation from about 400–500 instructions; above that the no-op share "
-        "(10–50%) hardly matters"
+        "(10–50%) hardly matters",
+        "generalises_from": (400, 500),
     },
     "e3": {
         "claim": "one rule family alone does not transfer to k < 3; the mixture of the three "
-        "does, given enough instructions; I ≤ 500 never transfers"
+        "does, given enough instructions; I ≤ 500 never transfers",
+        "none_up_to": 500,
     },
     "e4": {
         "claim": "I ≥ 10k: flat and high for every α; I = 1k: high down to α ≈ 0.2, steep "

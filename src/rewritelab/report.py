@@ -407,7 +407,7 @@ def mastery_lines(done: list[dict]) -> tuple[list[str], dict]:
     line = f"- mastered (seen ≥ {MASTERED}): {len(done) - len(unmastered)} of {len(done)} runs"
     if unmastered:
         line += "; not: " + "; ".join(
-            f"{_run_name(r)} (seen {r['seen_accuracy']:.2f})" for r in unmastered
+            f"{_run_name(r)} (seen {r['seen_accuracy']:.3f})" for r in unmastered
         )
     lines = [line]
     if redrawn:
