@@ -207,6 +207,11 @@ def transition_figure(data: FigureData, paper_marks=None):
     return figure
 
 
+def _shade(axis, low: float, high: float, shade: str, label: str) -> None:
+    """A grey band behind the data from x = low to high: a range the paper reports."""
+    axis.axvspan(low, high, color=shade, zorder=0, linewidth=0, label=label)
+
+
 def e1_figure(data: FigureData):
     return transition_figure(data, mark_paper_thresholds)
 
@@ -216,8 +221,7 @@ def e2_figure(data: FigureData):
 
     def marks(axis) -> None:
         low, high = PAPER["e2"]["generalises_from"]
-        axis.axvspan(low, high, color="0.88", zorder=0, linewidth=0,
-                     label=f"paper: generalises from I ≈ {low}–{high}")  # fmt: skip
+        _shade(axis, low, high, "0.88", f"paper: generalises from I ≈ {low}–{high}")
 
     return transition_figure(data, marks)
 
@@ -228,8 +232,7 @@ def e3_figure(data: FigureData):
     if data.x_factor == INSTRUCTIONS:
         left, right = axis.get_xlim()
         up_to = PAPER["e3"]["none_up_to"]
-        axis.axvspan(left, up_to, color="0.94", zorder=0, linewidth=0,
-                     label=f"paper: no transfer to k < 3 for I ≤ {up_to}")  # fmt: skip
+        _shade(axis, left, up_to, "0.94", f"paper: no transfer to k < 3 for I ≤ {up_to}")
         axis.set_xlim(left, right)
     _legend(axis)
     return figure
@@ -262,8 +265,9 @@ def mark_paper_thresholds(axis) -> None:
     """Shade where the paper reports no generalisation and mark its 300 / 400 / 1,000."""
     reference = PAPER["e1"]
     left = min(axis.get_xlim()[0], reference["zero_below"] / 2)
-    axis.axvspan(left, reference["zero_below"], color="0.94", zorder=0, linewidth=0,
-                 label=f"paper: ≈ 0 for I < {reference['zero_below']}")  # fmt: skip
+    _shade(
+        axis, left, reference["zero_below"], "0.94", f"paper: ≈ 0 for I < {reference['zero_below']}"
+    )
     axis.axvline(reference["step_near"], color="0.45", linestyle=":", linewidth=1.2,
                  label=f"paper: sharp step ≈ {reference['step_near']}")  # fmt: skip
     axis.axvline(reference["high_from"], color="0.2", linestyle="-.", linewidth=1.0,
@@ -312,8 +316,7 @@ def e4_figure(data: FigureData):
         ]  # fmt: skip
         for positions, shade, label in bands:
             if positions:
-                axis.axvspan(min(positions) - 0.45, max(positions) + 0.45, color=shade, zorder=0,
-                             linewidth=0, label=label)  # fmt: skip
+                _shade(axis, min(positions) - 0.45, max(positions) + 0.45, shade, label)
     _legend(axis)
     return figure
 
