@@ -20,7 +20,8 @@ MASTERED = 0.95  # seen accuracy from which a model counts as having learnt its 
 # training examples (the optimisation plateau): plateaued runs of the CPU presets end at
 # 0.099-0.5, every other run at 0.035 or below, unmastered ones included (a model that
 # memorises its examples, or fits a skewed training set but not its rare rules); the bound
-# sits between the two (results/cpu/plateau/NOTES.md).
+# sits between the two (results/cpu/plateau/NOTES.md). Not E3's: its slow runs end at
+# 0.03-0.06, around the bound, so its presets do not redraw (results/cpu/e3/NOTES.md).
 PLATEAU_LOSS = 0.05
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_JUDGED = (
     "reproduced", "partly", "not reproduced", "not judged",
