@@ -1,6 +1,7 @@
 """Local pretraining: corpus reading and mapping, learning, the saved model, and fine-tuning it."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,41 @@ def test_pretraining_lowers_the_loss_and_saves_a_loadable_model(pretrained):
     with torch.no_grad():
         torch.testing.assert_close(hf(ids).logits, ours(ids), rtol=0, atol=1e-5)
     assert not list(out.parent.glob(".*partial"))
+
+
+def test_the_architecture_is_the_final_models_without_its_weights(pretrained):
+    """`architecture/` (written before the first step: the sweep tests rely on it) holds the
+    same config, generation config and tokenizer files as the final `model/`, and no weights."""
+    out, _ = pretrained
+    shape, final = out / "architecture", out / "model"
+    names = sorted(path.name for path in shape.iterdir())
+    assert names == sorted(p.name for p in final.iterdir() if p.name != "model.safetensors")
+    assert "config.json" in names and "rewritelab_tokenizer.json" in names
+    for name in names:
+        assert (shape / name).read_bytes() == (final / name).read_bytes(), name
+
+
+def test_a_base_still_training_gives_fresh_weight_runs_its_architecture(pretrained, tmp_path):
+    """`reinitialize` on a pretraining run without its final model (still training) builds the
+    same model as on the finished run; starting from its weights is refused in one line."""
+    from rewritelab.finetune_config import FinetuneConfig
+    from rewritelab.pretrained import load_base
+
+    out, _ = pretrained
+    training = tmp_path / "training"
+    shutil.copytree(out / "architecture", training / "architecture")
+    fresh = FinetuneConfig(method="full", reinitialize=True, seed=3)
+    device = torch.device("cpu")
+    (early, early_codec), (late, late_codec) = (
+        load_base(b, fresh, device) for b in (training, out)
+    )
+    assert early_codec.kind == late_codec.kind == "rewritelab" and early.config == late.config
+    for (name, weight), (_, other) in zip(
+        early.state_dict().items(), late.state_dict().items(), strict=True
+    ):
+        assert torch.equal(weight, other), name
+    with pytest.raises(RewritelabError, match="cannot load base model"):
+        load_base(training, FinetuneConfig(method="full"), device)
 
 
 def test_corpus_characters_are_mapped_as_documented(tmp_path):

@@ -328,6 +328,78 @@ def test_finetune_points_run_through_the_same_runner(tmp_path, tiny):
         load_experiment(path)
 
 
+STARTS = (
+    '[grid]\n"dataset.train.instructions" = [3, 5]\ninit = [\n'
+    '    { label = "scratch", "train.reinitialize" = true },\n'
+    '    { label = "pretrained", "train.reinitialize" = false },\n]\n'
+)
+
+
+def _starts_experiment(tmp_path, base, extra: str = "") -> str:
+    """An experiment file: fine-tuning from fresh weights of `base`'s shape and from its
+    weights, at two instruction counts, one seed."""
+    text = 'method = "finetune"\n' + TINY.split("[train]")[0].replace("seeds = 2", "seeds = 1")
+    text += extra + f'[train]\nbase = "{base}"\nmethod = "full"\nmax_steps = 4\n'
+    text += 'batch_size = 16\neval_examples = 0\ndevice = "cpu"\n' + STARTS
+    path = tmp_path / "starts.toml"
+    path.write_text(text)
+    return path
+
+
+def test_points_that_need_no_base_weights_run_while_the_base_trains(tmp_path, monkeypatch):
+    """With a base still training (a future), the sweep runs the fresh-weight points first,
+    and the others only once the base is done; a base that fails stops the sweep there."""
+    from concurrent.futures import Future
+
+    experiment = load_experiment(_starts_experiment(tmp_path, tmp_path / "base"))
+    scratch = [p for p in experiment.points() if p.train["reinitialize"]]
+    assert len(scratch) == 2 and experiment.points()[0] in scratch  # grid order: mixed
+    for fails in (False, True):
+        base, ran = Future(), []
+
+        def fake_point(point, workdir, base=base, ran=ran, fails=fails):
+            ran.append((point.factors["init"], base.done()))
+            if len(ran) == len(scratch):  # the base is done as the last fresh point ends
+                base.set_exception(RewritelabError("corpus gone")) if fails else base.set_result(1)
+            return {"metrics": {"unseen_accuracy": 0.5, "seen_accuracy": 1.0}}
+
+        monkeypatch.setattr(runner_module, "run_point", fake_point)
+        database = ResultsDatabase(tmp_path / f"r{fails}.sqlite")
+        if fails:
+            with pytest.raises(RewritelabError, match="corpus gone"):
+                run_sweep(experiment, database, tmp_path / "w", progress=False, base=base)
+            assert ran == [("scratch", False), ("scratch", False)]
+            statuses = {r["factors"]["init"] + r["status"] for r in database.rows()}
+            assert statuses == {"scratchdone", "pretrainedpending"}  # resumable
+        else:
+            counts = run_sweep(experiment, database, tmp_path / "w", progress=False, base=base)
+            assert counts["done"] == 4
+            assert ran == [("scratch", False)] * 2 + [("pretrained", True)] * 2
+
+
+def test_a_sweep_pretrains_its_base_beside_the_fresh_weight_points(tmp_path, capsys):
+    """Through the CLI: the base trains in a worker while the fresh-weight points run on its
+    architecture; their results are those of the same points run on the finished base."""
+    from rewritelab.cli import main
+
+    corpus, base = tmp_path / "corpus.txt", tmp_path / "base"
+    corpus.write_text("abcd dcba abba cddc\n" * 200)
+    table = f'[pretrain]\ncorpus = ["{corpus}"]\nout = "{base}"\n[pretrain.config]\n'
+    table += "max_steps = 40\nbatch_size = 4\neval_every = 20\nvalidation_windows = 2\n"
+    table += "threads = 1\nmodel = { layers = 1, heads = 1, width = 16, context = 32 }\n"
+    path = _starts_experiment(tmp_path, base, table)
+    work = ["--quiet", "--jobs", "1"]
+    assert main(["sweep", str(path), "--workdir", str(tmp_path / "beside"), *work]) == 0
+    out = capsys.readouterr().out
+    assert f"pretraining the base model into {base} beside the 2 points" in out
+    assert (base / "model" / "model.safetensors").is_file()
+    assert main(["sweep", str(path), "--workdir", str(tmp_path / "after"), *work]) == 0
+    assert "pretraining" not in capsys.readouterr().out  # the finished base, checked
+    beside, after = (str(tmp_path / w / "results.sqlite") for w in ("beside", "after"))
+    assert [r["status"] for r in ResultsDatabase(beside).rows()] == ["done"] * 4
+    assert main(["compare", beside, after]) == 0  # run for run, the same metrics
+
+
 def test_labelled_factors_keep_the_grid_order_and_plot_categorically():
     labels = ["I=500", "I=1000", "I=9000 halved"]  # alphabetical order would differ
     rows = [

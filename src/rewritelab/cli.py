@@ -330,23 +330,22 @@ def find_experiment(name: str) -> Path:
 def _sweep(args: argparse.Namespace) -> tuple[Path, dict]:
     from rewritelab.sweep import ResultsDatabase, load_experiment, run_sweep
     from rewritelab.sweep.executors import check_executor, default_jobs
+    from rewritelab.sweep.runner import base_of
 
     experiment = load_experiment(find_experiment(args.experiment), args.preset)
     jobs = default_jobs(experiment) if args.jobs is None else args.jobs
     check_executor(args.executor, jobs)  # before the database exists
-    if experiment.pretrain:
-        from rewritelab.pretrain import prepare_base
-
-        prepare_base(experiment.pretrain, progress=not args.quiet)
     workdir = Path(args.workdir or f"runs/{experiment.name}-{experiment.preset}")
     database_path = Path(args.db) if args.db else workdir / "results.sqlite"
     database = ResultsDatabase(database_path)
     print(f"{experiment.title}: {len(experiment.points())} points -> {database_path}")
     try:
-        counts = run_sweep(
-            experiment, database, workdir, executor=args.executor, jobs=jobs,
-            retry_failed=args.retry_failed, address=args.address, progress=not args.quiet,
-        )  # fmt: skip
+        with base_of(experiment, progress=not args.quiet) as base:
+            counts = run_sweep(
+                experiment, database, workdir, executor=args.executor, jobs=jobs,
+                retry_failed=args.retry_failed, address=args.address, progress=not args.quiet,
+                base=base,
+            )  # fmt: skip
         ids = {point.point_id for point in experiment.points()}
         failed = [r for r in database.rows() if r["point_id"] in ids and r["status"] == "failed"]
     finally:

@@ -316,10 +316,13 @@ def train_run(
     out_dir: str | Path,
     resume: bool = False,
     progress: bool = True,
+    on_start: Callable[[Trainee, Path], None] | None = None,
 ) -> dict:
     """Start (or resume) a run of the trainee `make_trainee(device)` builds in `out_dir` and
     train it to the end; return its last metrics. A new run never overwrites a directory; a
-    resumed one must have the same config and data. A finished run returns its metrics."""
+    resumed one must have the same config and data. A finished run returns its metrics.
+    `on_start(trainee, run directory)`, when given, runs once the directory is created or
+    checked, before the first step."""
     config.validate()
     run = RunDirectory(out_dir)
     if not resume:
@@ -334,6 +337,8 @@ def train_run(
         run.create(
             config, trainee.data_identity(), {**trainee.facts(), **provenance(device, threads)}
         )
+    if on_start is not None:
+        on_start(trainee, run.path)
     loop = Loop(trainee, config, run, trainee.total_steps)
     start = loop.resume() if resume else 0
     if resume:

@@ -30,6 +30,7 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 GENERATION_FILE = "generation_config.json"
 RUN_MODEL_DIR = "model"  # where a finished training run keeps its final model
+RUN_ARCHITECTURE_DIR = "architecture"  # where a pretraining run keeps its shape (no weights)
 IGNORE = -100  # target id that carries no loss
 # GELU computed exactly (erf), as Hugging Face's "gelu", not GPT-2's tanh approximation
 # ("gelu_new"): the two differ by < 1e-3, and on a CPU the tanh form runs 6x slower, a fifth of
@@ -291,10 +292,22 @@ def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
 
 
 def save_model(model: GPT, tokenizer: Tokenizer, directory: str | Path) -> None:
-    """Write a Hugging Face model directory: config.json, generation_config.json (so that
-    `pipeline("text-generation")` stops at <eos>), model.safetensors and the tokenizer files."""
+    """Write a Hugging Face model directory: its architecture (`save_architecture`) and its
+    weights, model.safetensors."""
     from safetensors.torch import save
 
+    save_architecture(model, tokenizer, directory)
+    state = hf_state_dict(model)
+    metadata = {"format": "pt", "weights_sha256": weights_digest(state),
+                "tokenizer_sha256": tokenizer_digest(tokenizer)}  # fmt: skip
+    blob = sorted_metadata(save(state, metadata=metadata))
+    (Path(directory) / WEIGHTS_FILE).write_bytes(blob)
+
+
+def save_architecture(model: GPT, tokenizer: Tokenizer, directory: str | Path) -> None:
+    """Write what a Hugging Face model directory holds besides the weights: config.json,
+    generation_config.json (so that `pipeline("text-generation")` stops at <eos>) and the
+    tokenizer files. Enough to build the model with freshly drawn weights."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = hf_config(model.config, model.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
@@ -302,10 +315,6 @@ def save_model(model: GPT, tokenizer: Tokenizer, directory: str | Path) -> None:
     generation = {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id,
                   "pad_token_id": tokenizer.pad_id}  # fmt: skip
     (directory / GENERATION_FILE).write_text(json.dumps(generation) + "\n", encoding="utf-8")
-    state = hf_state_dict(model)
-    metadata = {"format": "pt", "weights_sha256": weights_digest(state),
-                "tokenizer_sha256": tokenizer_digest(tokenizer)}  # fmt: skip
-    (directory / WEIGHTS_FILE).write_bytes(sorted_metadata(save(state, metadata=metadata)))
     tokenizer.save(directory)
 
 

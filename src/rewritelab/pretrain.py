@@ -15,13 +15,17 @@ tokens start at random positions drawn from (seed, step) alone; the last
 `validation_fraction` of the token stream is held out to measure the loss.
 
 Output: a run directory (`rewritelab.runs`) whose `model/` is the pretrained model;
-`rewritelab finetune --base OUT` accepts the run directory or its `model/`.
+`rewritelab finetune --base OUT` accepts the run directory or its `model/`. Its
+`architecture/` (config and tokenizer, no weights) is written before the first step, so that
+runs which start from fresh weights of the same shape (`reinitialize`) need not wait for it.
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +37,15 @@ from rewritelab.config import load_config
 from rewritelab.errors import RewritelabError
 from rewritelab.loop import LoopConfig, check_ints, train_run
 from rewritelab.model import (
+    CONFIG_FILE,
     GPT,
+    RUN_ARCHITECTURE_DIR,
+    RUN_MODEL_DIR,
     GPTTrainee,
     ModelConfig,
     build_model,
     count_parameters,
+    save_architecture,
 )
 from rewritelab.runs import RunDirectory
 from rewritelab.seeds import seed_of, stream
@@ -110,10 +118,27 @@ def prepare_base(table: dict, progress: bool = True) -> Path:
     config) and kept. Returns the run directory."""
     config = check_pretrain_table(table, "pretrain")
     out = Path(table["out"])
-    if not (out / "model" / "config.json").is_file():
-        print(f"pretraining the base model into {out}")
     pretrain(expand_corpus(table["corpus"]), out, config, progress=progress, resume=out.exists())
     return out
+
+
+def base_finished(table: dict) -> bool:
+    """Whether the `pretrain` table's run has written its final model (a sweep still checks
+    it against the table with `prepare_base`)."""
+    return (Path(table["out"]) / RUN_MODEL_DIR / CONFIG_FILE).is_file()
+
+
+def write_architecture(trainee: PretrainTrainee, run_dir: Path) -> None:
+    """Write the model's shape, without weights (`save_architecture`), into
+    `run_dir/architecture` when the run starts (once; atomically): what a fine-tuning run that
+    draws fresh weights (`reinitialize`) takes from this base, available while it trains."""
+    target = run_dir / RUN_ARCHITECTURE_DIR
+    if (target / CONFIG_FILE).is_file():
+        return
+    partial = run_dir / f".{RUN_ARCHITECTURE_DIR}.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while writing it
+    save_architecture(trainee.model, trainee.tokenizer, partial)
+    os.replace(partial, target)
 
 
 def pretrain_config_from_dict(values: dict) -> PretrainConfig:
@@ -266,7 +291,7 @@ def pretrain(
         trainees.append(PretrainTrainee(corpus_paths, config, device))
         return trainees[-1]
 
-    final = train_run(make_trainee, config, out_dir, resume, progress)
+    final = train_run(make_trainee, config, out_dir, resume, progress, write_architecture)
     before = RunDirectory(out_dir).recorded()["validation_loss_before"]
     return {
         "validation_loss_before": before,

@@ -18,6 +18,7 @@ import torch
 
 from rewritelab.errors import RewritelabError
 from rewritelab.finetune_config import FinetuneConfig
+from rewritelab.model import RUN_ARCHITECTURE_DIR
 from rewritelab.prompts import (
     CharCodec,
     Codec,
@@ -37,7 +38,8 @@ MODEL_DIR = "model"
 
 def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
     """(model, codec) of a base model: a local directory, or a Hugging Face id from the local
-    cache (or the Hub with `allow_download`). Refused in one line when it cannot be loaded."""
+    cache (or the Hub with `allow_download`). Refused in one line when it cannot be loaded.
+    With `reinitialize` a pretraining run that is still training will do: its architecture."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -45,6 +47,8 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
     directory = Path(base)
     if (directory / MODEL_DIR / "config.json").is_file():  # a pretraining run: its final model
         directory = base = directory / MODEL_DIR
+    elif config.reinitialize and (directory / RUN_ARCHITECTURE_DIR / "config.json").is_file():
+        directory = base = directory / RUN_ARCHITECTURE_DIR  # one still training: its shape
     local = directory.is_dir()
     hub = {"local_files_only": not config.allow_download, "trust_remote_code": False}
     try:

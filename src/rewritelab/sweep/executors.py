@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from rewritelab.errors import RewritelabError
@@ -83,6 +83,10 @@ class ProcessPool:
             for process in list(getattr(self.pool, "_processes", {}).values()):
                 process.kill()
         self.pool.shutdown(wait=kind is None, cancel_futures=True)
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        """`fn(*args)` in a worker, as a future (for one job beside a sweep)."""
+        return self.pool.submit(fn, *args)
 
     def run(self, fn: Callable, points: Iterable, *args: Any) -> Iterator[tuple[Any, dict]]:
         waiting, pending = iter(points), {}

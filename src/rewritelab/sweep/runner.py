@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from tqdm import tqdm
 from rewritelab import __version__
 from rewritelab.errors import RewritelabError
 from rewritelab.sweep.database import STALE_AFTER_S, Heartbeat, ResultsDatabase, new_owner
-from rewritelab.sweep.executors import make_executor
+from rewritelab.sweep.executors import ProcessPool, make_executor
 from rewritelab.sweep.experiment import Experiment, Point, point_config
 
 
@@ -193,6 +194,51 @@ def versions() -> dict[str, str]:
     return found
 
 
+def needs_base_weights(point: Point) -> bool:
+    """Whether the point starts from its base model's weights: a fine-tuning point that does
+    not draw fresh ones (`reinitialize` takes only the base's architecture and tokenizer)."""
+    return point.method == "finetune" and not point.train.get("reinitialize", False)
+
+
+@contextmanager
+def base_of(experiment: Experiment, progress: bool = True) -> Iterator[Future | None]:
+    """Make the base model of the experiment's `pretrain` table, or resume or check it. When
+    it is still to train and some points need only its architecture (`needs_base_weights`),
+    it trains in a worker process beside the sweep: yields that job's future, which the sweep
+    awaits before the first point that needs the weights (the base trains alone, and stays
+    the same: its thread count is its config's). Otherwise yields None once the base is
+    ready. Leaving the block waits for the base; an error in it stops the base's worker."""
+    from rewritelab.pretrain import base_finished, prepare_base
+
+    table = experiment.pretrain
+    beside = sum(not needs_base_weights(p) for p in experiment.points())
+    if table and not base_finished(table):
+        where = f" beside the {beside} points that need only its architecture" if beside else ""
+        print(f"pretraining the base model into {table['out']}{where}")
+    if not table or base_finished(table) or not beside:
+        if table:
+            prepare_base(table, progress)
+        yield None
+        return
+    with ProcessPool(1) as pool:
+        base = pool.submit(prepare_base, table, False)
+        _await_architecture(Path(table["out"]), base)
+        yield base
+        base.result()
+
+
+def _await_architecture(out: Path, base: Future) -> None:
+    """Wait until the pretraining run `out` has written its architecture (within seconds of
+    its start), or has failed (raising its error)."""
+    from rewritelab.model import CONFIG_FILE, RUN_ARCHITECTURE_DIR
+
+    while not (out / RUN_ARCHITECTURE_DIR / CONFIG_FILE).is_file():
+        if base.done():
+            base.result()
+            return
+        time.sleep(0.1)
+
+
 def run_sweep(
     experiment: Experiment,
     database: ResultsDatabase,
@@ -202,15 +248,19 @@ def run_sweep(
     retry_failed: bool = False,
     address: str | None = None,
     progress: bool = True,
+    base: Future | None = None,
 ) -> dict[str, int]:
     """Run every point of `experiment` not yet done; return counts: `done` and `failed` (this
     run), `skipped` (done before), `failed_earlier` (failed before, not retried) and `busy`
-    (being run by another sweep)."""
+    (being run by another sweep). `base`, the future of a base model still training
+    (`base_of`): the points that need no weights run first, and the others once it is done."""
     points = experiment.points()
     database.plan(points)
     before = {p.point_id: database.status(p.point_id) for p in points}
     skip = {"done"} if retry_failed else {"done", "failed"}
     todo = [p for p in points if before[p.point_id] not in skip]
+    if base is not None:
+        todo.sort(key=needs_base_weights)  # stable: the grid's order within each group
     counts = {
         "skipped": sum(1 for s in before.values() if s == "done"), "done": 0, "failed": 0,
         "failed_earlier": 0 if retry_failed else sum(1 for s in before.values() if s == "failed"),
@@ -222,6 +272,8 @@ def run_sweep(
 
     def claimed() -> Iterator[Point]:
         for point in todo:
+            if base is not None and needs_base_weights(point):
+                base.result()  # the base's error, if it failed, stops the sweep
             if database.claim(point.point_id, owner, retry_failed):
                 yield point
             elif database.status(point.point_id) == "done":  # another sweep finished it
