@@ -128,6 +128,29 @@ def test_lora_raises_seen_accuracy(setup):
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
 
 
+def test_wrapping_a_model_with_lora_shows_no_deprecation_noise(setup):
+    """peft's question to transformers (`is_gradient_checkpointing`, deprecated) warned once
+    per LoRA run and once per reload; neither attaching nor reloading shows it now."""
+    import warnings
+
+    from rewritelab.pretrained import attach_lora
+
+    _, _, base, run, _ = setup
+    config = finetune_config_from_dict(LORA)
+
+    def warned(ask) -> int:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ask()
+        return sum("is_gradient_checkpointing" in str(w.message) for w in caught)
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=1))
+    if not warned(lambda: model.is_gradient_checkpointing):
+        pytest.skip("this transformers does not warn: nothing to silence")
+    assert warned(lambda: attach_lora(load_base(base, config, torch.device("cpu"))[0], config)) == 0
+    assert warned(lambda: load_finetuned(run, "cpu")) == 0
+
+
 def test_metrics_have_the_from_scratch_breakdown_and_agree_with_the_rules(setup, tmp_path):
     _, data, _, run, _ = setup
     predictions = tmp_path / "preds.jsonl"

@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -126,6 +129,18 @@ def default_target_modules(model) -> list[str]:
     return list(TABLE[model_type])
 
 
+@contextmanager
+def peft_without_deprecation_noise() -> Iterator[None]:
+    """Within the block, the FutureWarning transformers gives each time peft wraps a model
+    (peft asks its deprecated `is_gradient_checkpointing`) is not shown: a line of noise per
+    LoRA run that no setting of ours can change."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
+
+
 def attach_lora(model, config: FinetuneConfig):
     """`model` wrapped with a fresh LoRA adapter (seeded by the `model_init` stream)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -142,7 +157,7 @@ def attach_lora(model, config: FinetuneConfig):
     if config.load_in_8bit:
         model = prepare_model_for_kbit_training(model)
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), peft_without_deprecation_noise():
             torch.manual_seed(seed_of(config.seed, "model_init"))
             return get_peft_model(model, lora)
     except ValueError as error:
@@ -169,7 +184,8 @@ def load_finetuned(run_dir: str | Path, device: str = "auto", merged_precision: 
         model, codec = load_base(final, without_reinitialize(config), target)
     else:
         base, codec = load_base(recorded["base"], config, target)
-        model = PeftModel.from_pretrained(base, final)
+        with peft_without_deprecation_noise():
+            model = PeftModel.from_pretrained(base, final)
     return model.eval(), codec, recorded["template"]
 
 
