@@ -379,7 +379,8 @@ def test_points_that_need_no_base_weights_run_while_the_base_trains(tmp_path, mo
 
 def test_a_sweep_pretrains_its_base_beside_the_fresh_weight_points(tmp_path, capsys):
     """Through the CLI: the base trains in a worker while the fresh-weight points run on its
-    architecture; their results are those of the same points run on the finished base."""
+    architecture; their results are those of the same points run on the finished base. A
+    base that cannot be made stops the sweep with its error in one line."""
     from rewritelab.cli import main
 
     corpus, base = tmp_path / "corpus.txt", tmp_path / "base"
@@ -398,6 +399,12 @@ def test_a_sweep_pretrains_its_base_beside_the_fresh_weight_points(tmp_path, cap
     beside, after = (str(tmp_path / w / "results.sqlite") for w in ("beside", "after"))
     assert [r["status"] for r in ResultsDatabase(beside).rows()] == ["done"] * 4
     assert main(["compare", beside, after]) == 0  # run for run, the same metrics
+    gone, elsewhere = tmp_path / "gone.txt", tmp_path / "base2"
+    text = path.read_text().replace(str(corpus), str(gone))
+    path.write_text(text.replace(f'"{base}"', f'"{elsewhere}"'))
+    assert main(["sweep", str(path), "--workdir", str(tmp_path / "failed"), *work]) == 2
+    err = capsys.readouterr().err  # the worker's error, in one line
+    assert f"corpus path {gone} does not exist" in err and len(err.strip().splitlines()) == 1
 
 
 def test_labelled_factors_keep_the_grid_order_and_plot_categorically():
