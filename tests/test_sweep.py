@@ -335,7 +335,7 @@ STARTS = (
 )
 
 
-def _starts_experiment(tmp_path, base, extra: str = "") -> str:
+def _starts_experiment(tmp_path, base, extra: str = ""):
     """An experiment file: fine-tuning from fresh weights of `base`'s shape and from its
     weights, at two instruction counts, one seed."""
     text = 'method = "finetune"\n' + TINY.split("[train]")[0].replace("seeds = 2", "seeds = 1")

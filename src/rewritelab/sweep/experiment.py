@@ -34,7 +34,8 @@ An experiment file (TOML) declares what to vary and what to hold fixed:
 A fine-tuning experiment (`method = "finetune"`) may say how to make its base model with a
 `pretrain` table (in a preset too): `corpus` (paths, globs; `{stdlib}` is Python's standard
 library), `out` (the run directory, which must be `train.base`) and `config` (a pretraining
-config, see `rewritelab.pretrain`). The sweep pretrains it first, or resumes or checks it.
+config, see `rewritelab.pretrain`). The sweep makes it, or resumes or checks it; while it
+trains, the points that need only its architecture run (`runner.base_of`).
 
 `redraw_unmastered = N` (top level or in a preset) retrains a point whose model ends on the
 optimisation plateau (seen accuracy below 0.95 and a final training loss of at least 0.05: it

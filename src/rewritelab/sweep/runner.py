@@ -204,18 +204,19 @@ def needs_base_weights(point: Point) -> bool:
 def base_of(experiment: Experiment, progress: bool = True) -> Iterator[Future | None]:
     """Make the base model of the experiment's `pretrain` table, or resume or check it. When
     it is still to train and some points need only its architecture (`needs_base_weights`),
-    it trains in a worker process beside the sweep: yields that job's future, which the sweep
-    awaits before the first point that needs the weights (the base trains alone, and stays
-    the same: its thread count is its config's). Otherwise yields None once the base is
-    ready. Leaving the block waits for the base; an error in it stops the base's worker."""
-    from rewritelab.pretrain import base_finished, prepare_base
-
+    it trains in a worker process of its own beside the sweep: yields that job's future, which
+    the sweep awaits before the first point that needs the weights. Its weights are the same
+    either way: it runs on the threads its config gives. Otherwise yields None once the base
+    is ready. Leaving the block waits for the base; an error in the block stops its worker."""
     table = experiment.pretrain
-    beside = sum(not needs_base_weights(p) for p in experiment.points())
-    if table and not base_finished(table):
+    if table:
+        from rewritelab.pretrain import base_finished, prepare_base
+    unfinished = bool(table) and not base_finished(table)
+    beside = sum(not needs_base_weights(p) for p in experiment.points()) if unfinished else 0
+    if unfinished:
         where = f" beside the {beside} points that need only its architecture" if beside else ""
         print(f"pretraining the base model into {table['out']}{where}")
-    if not table or base_finished(table) or not beside:
+    if not beside:
         if table:
             prepare_base(table, progress)
         yield None
