@@ -249,6 +249,26 @@ def test_seen_test_inputs_are_fresh_inputs_of_training_rules(make_dataset):
     assert set(Counter(r["instruction"] for r in seen).values()) == {10}
 
 
+@pytest.mark.parametrize(
+    "train",
+    [
+        {"spread": "power", "alpha": 0.03},  # leaves about half the rules without an example
+        {"subsample": 0.2, "subsample_spread": "power", "subsample_alpha": 0.1},
+        {"spread": "power", "alpha": 0.03, "subsample": 0.5, "subsample_spread": "uniform"},
+    ],
+)
+def test_the_seen_test_asks_exactly_the_rules_with_training_examples(make_dataset, train):
+    """A skewed spread or a subsample leaves some drawn rules without any training example:
+    the seen test must ask every rule that has one, and no other (it once asked rules by
+    their row in the full table, so a spread that dropped rules put untrained ones in it)."""
+    config = {"instructions": 256, "examples": 2560, "pattern_length": [2, 2], **train}
+    out = make_dataset({"seen_test_examples": 2560, "train": config})
+    rule = lambda r: (r["x"], r["y"])  # noqa: E731
+    trained = {rule(r) for r in load_split(out, "train")}
+    assert 50 < len(trained) < 256  # some rules were left without an example
+    assert {rule(r) for r in load_split(out, "seen_test")} == trained
+
+
 @pytest.mark.parametrize("alphabet", ["abc", 'a"\\b'])
 def test_lines_are_canonical_json(make_dataset, alphabet):
     out = make_dataset(

@@ -361,8 +361,9 @@ def build_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict[str, SplitD
     if spec.train.subsample is not None:
         rng = stream(spec.seed, "subsample")
         train = keep(train, subsample_mask(rng, train.assignment, spec.train, len(train_rules)))
-    present = used_rows(train.assignment, len(train_rules))
-    seen_rules = train_rules.subset(present.tolist())
+    # the rules with a training example: `train` numbers its own rules (`make_split` dropped
+    # those a skewed spread left without examples, and a subsample may drop more)
+    seen_rules = train.rules.subset(used_rows(train.assignment, len(train.rules)).tolist())
     seen_split = dataclasses.replace(spec.train, spread="uniform")
     bar.update()
     bar.set_description("test inputs")
