@@ -407,6 +407,24 @@ def test_a_sweep_pretrains_its_base_beside_the_fresh_weight_points(tmp_path, cap
     assert f"corpus path {gone} does not exist" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_base_left_to_the_machines_thread_count_trains_before_the_sweep(tmp_path, capsys):
+    """A base's weights depend on its thread count, which a worker beside the sweep would
+    change: a base whose config leaves it to the machine (`threads = 0`) is made first, in the
+    sweep's own process, even when points could run beside it."""
+    from rewritelab.sweep.runner import base_of
+
+    corpus, base = tmp_path / "corpus.txt", tmp_path / "base"
+    corpus.write_text("abcd dcba abba cddc\n" * 200)
+    table = f'[pretrain]\ncorpus = ["{corpus}"]\nout = "{base}"\n[pretrain.config]\n'
+    table += "max_steps = 4\nbatch_size = 4\nvalidation_windows = 2\n"
+    table += "model = { layers = 1, heads = 1, width = 16, context = 32 }\n"
+    experiment = load_experiment(_starts_experiment(tmp_path, base, table))
+    with base_of(experiment, progress=False) as made:
+        assert made is None and (base / "model" / "model.safetensors").is_file()
+    printed = capsys.readouterr().out
+    assert f"pretraining the base model into {base}" in printed and "beside" not in printed
+
+
 def test_labelled_factors_keep_the_grid_order_and_plot_categorically():
     labels = ["I=500", "I=1000", "I=9000 halved"]  # alphabetical order would differ
     rows = [

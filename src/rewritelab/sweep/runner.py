@@ -205,14 +205,17 @@ def base_of(experiment: Experiment, progress: bool = True) -> Iterator[Future | 
     """Make the base model of the experiment's `pretrain` table, or resume or check it. When
     it is still to train and some points need only its architecture (`needs_base_weights`),
     it trains in a worker process of its own beside the sweep: yields that job's future, which
-    the sweep awaits before the first point that needs the weights. Its weights are the same
-    either way: it runs on the threads its config gives. Otherwise yields None once the base
-    is ready. Leaving the block waits for the base; an error in the block stops its worker."""
+    the sweep awaits before the first point that needs the weights. Only a base whose config
+    pins its thread count does (its weights depend on the count, and a worker's share of the
+    cores is not the machine's), so its weights are the same either way. Otherwise yields None
+    once the base is ready. Leaving the block waits for the base; an error in the block stops
+    its worker."""
     table = experiment.pretrain
     if table:
-        from rewritelab.pretrain import base_finished, prepare_base
+        from rewritelab.pretrain import base_finished, check_pretrain_table, prepare_base
     unfinished = bool(table) and not base_finished(table)
-    beside = sum(not needs_base_weights(p) for p in experiment.points()) if unfinished else 0
+    pinned = unfinished and check_pretrain_table(table, "pretrain").threads > 0
+    beside = sum(not needs_base_weights(p) for p in experiment.points()) if pinned else 0
     if unfinished:
         where = f" beside the {beside} points that need only its architecture" if beside else ""
         print(f"pretraining the base model into {table['out']}{where}")
