@@ -23,9 +23,7 @@ runs which start from fresh weights of the same shape (`reinitialize`) need not 
 from __future__ import annotations
 
 import glob
-import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,13 +130,11 @@ def write_architecture(trainee: PretrainTrainee, run_dir: Path) -> None:
     """Write the model's shape, without weights (`save_architecture`), into
     `run_dir/architecture` when the run starts (once; atomically): what a fine-tuning run that
     draws fresh weights (`reinitialize`) takes from this base, available while it trains."""
-    target = run_dir / RUN_ARCHITECTURE_DIR
-    if (target / CONFIG_FILE).is_file():
+    if (run_dir / RUN_ARCHITECTURE_DIR / CONFIG_FILE).is_file():
         return
-    partial = run_dir / f".{RUN_ARCHITECTURE_DIR}.partial"
-    shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while writing it
-    save_architecture(trainee.model, trainee.tokenizer, partial)
-    os.replace(partial, target)
+    run = RunDirectory(run_dir)
+    save_architecture(trainee.model, trainee.tokenizer, run.staging(RUN_ARCHITECTURE_DIR))
+    run.publish(RUN_ARCHITECTURE_DIR)
 
 
 def pretrain_config_from_dict(values: dict) -> PretrainConfig:
