@@ -38,9 +38,9 @@ from rewritelab.evaluate import (
 )
 from rewritelab.finetune_config import FinetuneConfig
 from rewritelab.loop import lm_loss, train_run
+from rewritelab.model import RUN_MODEL_DIR
 from rewritelab.pretrained import (
     ADAPTER_DIR,
-    MODEL_DIR,
     attach_lora,
     load_base,
     without_reinitialize,
@@ -56,7 +56,7 @@ class FinetuneTrainee:
 
     def __init__(self, base: str | Path, data_dir: Path, config: FinetuneConfig, device):
         self.base, self.config, self.device = base, config, device
-        self.final_dir = ADAPTER_DIR if config.method == "lora" else MODEL_DIR
+        self.final_dir = ADAPTER_DIR if config.method == "lora" else RUN_MODEL_DIR
         self.manifest = check_dataset(data_dir)
         if dataset_task(self.manifest) != "rule":
             raise RewritelabError("fine-tuning takes single-rule datasets only (task = 'rule')")

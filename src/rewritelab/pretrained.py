@@ -21,7 +21,7 @@ import torch
 
 from rewritelab.errors import RewritelabError
 from rewritelab.finetune_config import FinetuneConfig
-from rewritelab.model import RUN_ARCHITECTURE_DIR
+from rewritelab.model import RUN_ARCHITECTURE_DIR, RUN_MODEL_DIR
 from rewritelab.prompts import (
     CharCodec,
     Codec,
@@ -33,7 +33,6 @@ from rewritelab.seeds import seed_of
 from rewritelab.tokenizer import Tokenizer
 
 ADAPTER_DIR = "adapter"
-MODEL_DIR = "model"
 
 
 # ------------------------------------------------------------------ loading
@@ -48,8 +47,8 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
 
     hf_logging.disable_progress_bar()
     directory = Path(base)
-    if (directory / MODEL_DIR / "config.json").is_file():  # a pretraining run: its final model
-        directory = base = directory / MODEL_DIR
+    if (directory / RUN_MODEL_DIR / "config.json").is_file():  # a pretraining run: its final model
+        directory = base = directory / RUN_MODEL_DIR
     elif config.reinitialize and (directory / RUN_ARCHITECTURE_DIR / "config.json").is_file():
         directory = base = directory / RUN_ARCHITECTURE_DIR  # one still training: its shape
     local = directory.is_dir()
@@ -177,7 +176,7 @@ def load_finetuned(run_dir: str | Path, device: str = "auto", merged_precision: 
     if merged_precision:
         config = FinetuneConfig(**{**config.to_dict(), "load_in_8bit": False})
     target = pick_device(device)
-    final = run_dir / (ADAPTER_DIR if config.method == "lora" else MODEL_DIR)
+    final = run_dir / (ADAPTER_DIR if config.method == "lora" else RUN_MODEL_DIR)
     if not final.is_dir():
         raise RewritelabError(f"{run_dir} is not a finished fine-tuning run (no {final.name}/)")
     if config.method == "full":
@@ -204,7 +203,7 @@ def merge(run_dir: str | Path, out_dir: str | Path, device: str = "cpu") -> Path
         raise RewritelabError(f"{out_dir} already exists")
     model, codec, _ = load_finetuned(run_dir, device, merged_precision=True)
     if not hasattr(model, "merge_and_unload"):
-        raise RewritelabError(f"{run_dir} was fully fine-tuned: its {MODEL_DIR}/ is the model")
+        raise RewritelabError(f"{run_dir} was fully fine-tuned: its {RUN_MODEL_DIR}/ is the model")
     merged = model.merge_and_unload()
     partial = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
