@@ -451,14 +451,21 @@ class GPTTrainee:
         self.model.load_state_dict(saved.state_dict())
 
 
+def finished_model(run_dir: str | Path) -> Path | None:
+    """The final model directory of training run `run_dir`, or None while it has none."""
+    final = Path(run_dir) / RUN_MODEL_DIR
+    return final if (final / CONFIG_FILE).is_file() else None
+
+
 def resolve_model_dir(path: str | Path) -> Path:
     """The model directory named by `path`: a model directory itself, or a run's final model."""
     path = Path(path)
     if not path.is_dir():
         raise RewritelabError(f"{path} does not exist")
-    for candidate in (path, path / RUN_MODEL_DIR):
-        if (candidate / CONFIG_FILE).is_file():
-            return candidate
+    if (path / CONFIG_FILE).is_file():
+        return path
+    if final := finished_model(path):
+        return final
     raise RewritelabError(
         f"{path} holds no model: neither a model directory nor a finished run with {RUN_MODEL_DIR}/"
     )

@@ -38,11 +38,11 @@ from rewritelab.model import (
     CONFIG_FILE,
     GPT,
     RUN_ARCHITECTURE_DIR,
-    RUN_MODEL_DIR,
     GPTTrainee,
     ModelConfig,
     build_model,
     count_parameters,
+    finished_model,
     save_architecture,
 )
 from rewritelab.runs import RunDirectory
@@ -123,7 +123,7 @@ def prepare_base(table: dict, progress: bool = True) -> Path:
 def base_finished(table: dict) -> bool:
     """Whether the `pretrain` table's run has written its final model (a sweep still checks
     it against the table with `prepare_base`)."""
-    return (Path(table["out"]) / RUN_MODEL_DIR / CONFIG_FILE).is_file()
+    return finished_model(table["out"]) is not None
 
 
 def write_architecture(trainee: PretrainTrainee, run_dir: Path) -> None:
