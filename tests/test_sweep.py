@@ -521,17 +521,20 @@ def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
     (tmp_path / "experiments" / "other.toml").write_text(
         TINY.replace('"tiny"', '"other"').split("[presets.small]")[0]
     )
-    assert main(["reproduce", "tiny", "--preset", "small", "--quiet", "--jobs", "1",
-                 "--out", "one"]) == 0  # fmt: skip
+    code = main(["reproduce", "tiny", "--preset", "small", "--quiet", "--jobs", "1",
+                 "--out", "one"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
     summary = json.loads((tmp_path / "one" / "summary.json").read_text())
     assert summary["run"]["command"] == "rewritelab reproduce tiny --preset small"
     assert summary["run"]["wall_s"] > 0 and "load_average_start" in summary["run"]
-    assert main(["reproduce", "all", "--preset", "small", "--quiet", "--jobs", "1"]) == 0
+    code = main(["reproduce", "all", "--preset", "small", "--quiet", "--jobs", "1"])
+    printed = capsys.readouterr()
+    assert code == 0, printed
     results = tmp_path / "results" / "small"
     # `other` has no such preset; `small-more` is a companion of `small`, in its own directory
     assert sorted(p.name for p in results.iterdir()) == ["README.md", "tiny", "tiny-more"]
     more = json.loads((results / "tiny-more" / "summary.json").read_text())
     assert more["run"]["command"] == "rewritelab reproduce tiny --preset small-more"
     assert "tiny/small-more" in more and "tiny/small" in (results / "README.md").read_text()
-    assert "already there 1" in capsys.readouterr().out  # the point of the first run is reused
+    assert "already there 1" in printed.out  # the point of the first run is reused
     assert main(["reproduce", "all", "--preset", "nothing", "--quiet"]) == 2
