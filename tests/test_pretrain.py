@@ -98,18 +98,19 @@ def test_a_base_still_training_gives_fresh_weight_runs_its_architecture(pretrain
 
 
 def test_a_run_has_a_final_model_only_once_it_is_finished(pretrained, tmp_path):
-    """`finished_model` and `resolve_model_dir` name the finished run's `model/`; a run still
-    training (its `architecture/` only) has none, and asking it for a model fails in one line."""
-    from rewritelab.model import finished_model, resolve_model_dir
+    """`model_part` and `resolve_model_dir` name the finished run's `model/`; a run still
+    training has its `architecture/` only, and asking it for a model fails in one line."""
+    from rewritelab.model import model_part, resolve_model_dir
     from rewritelab.pretrain import base_finished
 
     out, _ = pretrained
     training = tmp_path / "training"
     shutil.copytree(out / "architecture", training / "architecture")
-    assert finished_model(out) == out / "model" == resolve_model_dir(out)
+    assert model_part(out) == out / "model" == resolve_model_dir(out)
     assert resolve_model_dir(out / "model") == out / "model"
     assert base_finished({"out": str(out)}) and not base_finished({"out": str(training)})
-    assert finished_model(training) is None
+    assert model_part(training) is None
+    assert model_part(training, "architecture") == training / "architecture"
     with pytest.raises(RewritelabError, match="holds no model"):
         resolve_model_dir(training)
 

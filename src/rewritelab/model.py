@@ -451,10 +451,11 @@ class GPTTrainee:
         self.model.load_state_dict(saved.state_dict())
 
 
-def finished_model(run_dir: str | Path) -> Path | None:
-    """The final model directory of training run `run_dir`, or None while it has none."""
-    final = Path(run_dir) / RUN_MODEL_DIR
-    return final if (final / CONFIG_FILE).is_file() else None
+def model_part(run_dir: str | Path, part: str = RUN_MODEL_DIR) -> Path | None:
+    """`run_dir/part` once a model's config is written there, else None: a training run's final
+    `model/` by default, or the `architecture/` a pretraining run writes before its first step."""
+    directory = Path(run_dir) / part
+    return directory if (directory / CONFIG_FILE).is_file() else None
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -464,7 +465,7 @@ def resolve_model_dir(path: str | Path) -> Path:
         raise RewritelabError(f"{path} does not exist")
     if (path / CONFIG_FILE).is_file():
         return path
-    if final := finished_model(path):
+    if final := model_part(path):
         return final
     raise RewritelabError(
         f"{path} holds no model: neither a model directory nor a finished run with {RUN_MODEL_DIR}/"

@@ -35,14 +35,13 @@ from rewritelab.config import load_config
 from rewritelab.errors import RewritelabError
 from rewritelab.loop import LoopConfig, check_ints, train_run
 from rewritelab.model import (
-    CONFIG_FILE,
     GPT,
     RUN_ARCHITECTURE_DIR,
     GPTTrainee,
     ModelConfig,
     build_model,
     count_parameters,
-    finished_model,
+    model_part,
     save_architecture,
 )
 from rewritelab.runs import RunDirectory
@@ -123,14 +122,14 @@ def prepare_base(table: dict, progress: bool = True) -> Path:
 def base_finished(table: dict) -> bool:
     """Whether the `pretrain` table's run has written its final model (a sweep still checks
     it against the table with `prepare_base`)."""
-    return finished_model(table["out"]) is not None
+    return model_part(table["out"]) is not None
 
 
 def write_architecture(trainee: PretrainTrainee, run_dir: Path) -> None:
     """Write the model's shape, without weights (`save_architecture`), into
     `run_dir/architecture` when the run starts (once; atomically): what a fine-tuning run that
     draws fresh weights (`reinitialize`) takes from this base, available while it trains."""
-    if (run_dir / RUN_ARCHITECTURE_DIR / CONFIG_FILE).is_file():
+    if model_part(run_dir, RUN_ARCHITECTURE_DIR):
         return
     run = RunDirectory(run_dir)
     save_architecture(trainee.model, trainee.tokenizer, run.staging(RUN_ARCHITECTURE_DIR))

@@ -21,7 +21,7 @@ import torch
 
 from rewritelab.errors import RewritelabError
 from rewritelab.finetune_config import FinetuneConfig
-from rewritelab.model import RUN_ARCHITECTURE_DIR, RUN_MODEL_DIR, finished_model
+from rewritelab.model import RUN_ARCHITECTURE_DIR, RUN_MODEL_DIR, model_part
 from rewritelab.prompts import (
     CharCodec,
     Codec,
@@ -47,10 +47,10 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
 
     hf_logging.disable_progress_bar()
     directory = Path(base)
-    if final := finished_model(directory):  # a pretraining run: its final model
+    if final := model_part(directory):  # a pretraining run: its final model
         directory = base = final
-    elif config.reinitialize and (directory / RUN_ARCHITECTURE_DIR / "config.json").is_file():
-        directory = base = directory / RUN_ARCHITECTURE_DIR  # one still training: its shape
+    elif config.reinitialize and (shape := model_part(directory, RUN_ARCHITECTURE_DIR)):
+        directory = base = shape  # one still training: its shape
     local = directory.is_dir()
     hub = {"local_files_only": not config.allow_download, "trust_remote_code": False}
     try:

@@ -234,9 +234,9 @@ def base_of(experiment: Experiment, progress: bool = True) -> Iterator[Future | 
 def _await_architecture(out: Path, base: Future) -> None:
     """Wait until the pretraining run `out` has written its architecture (within seconds of
     its start), or has failed (raising its error)."""
-    from rewritelab.model import CONFIG_FILE, RUN_ARCHITECTURE_DIR
+    from rewritelab.model import RUN_ARCHITECTURE_DIR, model_part
 
-    while not (out / RUN_ARCHITECTURE_DIR / CONFIG_FILE).is_file():
+    while not model_part(out, RUN_ARCHITECTURE_DIR):
         if base.done():
             base.result()
             return
