@@ -144,6 +144,8 @@ def test_corpus_paths_files_directories_globs_and_refusals(tmp_path):
         pretrain([tmp_path / "one.py"], tmp_path / "out", pretrain_config_from_dict(TINY))
     with pytest.raises(RewritelabError, match="unknown setting"):
         pretrain_config_from_dict({"steps": 3})
+    with pytest.raises(RewritelabError, match="stop_at_train_accuracy: pretraining measures"):
+        pretrain_config_from_dict({"stop_at_train_accuracy": 0.9})
 
 
 def test_pretrained_model_fine_tunes_with_the_native_layout(pretrained, tmp_path):

@@ -433,3 +433,15 @@ def test_the_history_log_name_matches_the_trainers():
     from rewritelab.sweep.runner import METRICS_LOG
 
     assert METRICS_LOG == METRICS
+
+
+def test_the_report_says_how_long_runs_that_stop_at_mastery_trained():
+    from rewritelab.report import mastery_lines
+
+    rows = e1_rows(seeds=1)  # 7 runs
+    assert not any("trained until mastered" in line for line in mastery_lines(rows)[0])
+    for row, epoch in zip(rows, [3.0, 8.0, 5.0, 4.0, 6.0, 5.0, 7.0], strict=True):
+        row["metrics"]["final_train"] = {"epoch": epoch, "train_accuracy": 0.98}
+    lines, counts = mastery_lines(rows)
+    assert "3-8 epochs, median 5, in 7 runs" in lines[-1]
+    assert counts["runs"] == len(rows)

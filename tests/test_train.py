@@ -237,6 +237,8 @@ def test_config_from_file_and_overrides(tmp_path):
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"loss_on": "prompt"}, "loss_on"),
         ({"bf16": 1}, "bf16"),
+        ({"stop_at_train_accuracy": 1.5}, "stop_at_train_accuracy"),
+        ({"stop_at_train_accuracy": -0.1}, "stop_at_train_accuracy"),
     ],
 )
 def test_bad_train_configs_are_refused(values, problem):
@@ -275,3 +277,97 @@ def test_padded_vocabulary_through_the_cli(data, tmp_path, capsys):
     assert main(["predict", str(run), "--rule", "a -> b", "--input", "cac"]) == 0
     out = capsys.readouterr().out
     assert "exact: cbc" in out and "\ufffd" in out and out.rstrip().endswith("wrong")
+
+
+def _log(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_run_stops_at_the_first_evaluation_that_masters_its_training_examples(
+    data, tmp_path, capsys
+):
+    """`stop_at_train_accuracy` (here through the CLI) ends a run at the first evaluation
+    point whose accuracy on its training examples reaches the threshold: the run equals one
+    with a higher threshold, cut there, and the logged accuracy is the exact match that
+    `evaluate` (the generate path) finds on the training split."""
+    from rewritelab.cli import main
+
+    def train_cli(run, threshold):
+        argv = ["train", "--data", str(data), "--out", str(run), "--max-steps", "240",
+                "--eval-every", "20", "--set", f"stop_at_train_accuracy={threshold}",
+                "--set", "warmup_steps=10",
+                "--layers", "2", "--heads", "4", "--width", "64", "--context", "32",
+                "--batch-size", "16", "--lr", "3e-3", "--quiet"]  # fmt: skip
+        assert main(argv) == 0
+        return _log(run)
+
+    longer = train_cli(tmp_path / "longer", 1.0)
+    accuracies = [line["train_accuracy"] for line in longer]
+    stop = int(np.argmax(accuracies[:-1]))  # every point before it is below its accuracy
+    assert stop > 0 and len(accuracies) > 2, accuracies  # the test needs a rise to cut
+    stopped = train_cli(tmp_path / "stopped", accuracies[stop])
+    assert [{k: line[k] for k in DETERMINISTIC} for line in stopped] == [
+        {k: line[k] for k in DETERMINISTIC} for line in longer[: stop + 1]
+    ]
+    assert stopped[-1]["step"] == 20 * (stop + 1) < 240
+    capsys.readouterr()
+    argv = ["evaluate", str(tmp_path / "stopped"), "--data", str(data), "--split", "train",
+            "--path", "generate"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.splitlines()[0].split("accuracy ")[1].split()[0]
+    assert float(printed) == pytest.approx(stopped[-1]["train_accuracy"], abs=5e-4)
+
+
+def test_a_run_killed_after_mastering_resumes_to_its_end_without_training(
+    data, tmp_path, monkeypatch
+):
+    """Killed between the evaluation that stops it and its final weights, a run resumes to
+    those weights without another step; resumed once finished, it returns its metrics."""
+    from rewritelab.runs import RunDirectory
+
+    config = tiny_config(max_steps=240, eval_every=20, stop_at_train_accuracy=0.5)
+    straight = train(config, data, tmp_path / "straight", progress=False)
+    assert straight["step"] < 240 and straight["train_accuracy"] >= 0.5
+
+    real_publish = RunDirectory.publish
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def killed_at_the_final_weights(run, relative):
+        if relative == "model":
+            raise KeyboardInterrupt
+        real_publish(run, relative)
+
+    monkeypatch.setattr(RunDirectory, "publish", killed_at_the_final_weights)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, data, tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(RunDirectory, "publish", real_publish)
+    assert not (tmp_path / "resumed" / "model").exists()
+    assert _log(tmp_path / "resumed")[-1]["step"] == straight["step"]
+
+    monkeypatch.setattr(Loop, "step", killed)  # resuming must not train
+    resumed = train(config, data, tmp_path / "resumed", resume=True, progress=False)
+    assert {k: resumed[k] for k in DETERMINISTIC} == {k: straight[k] for k in DETERMINISTIC}
+    weights = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    resumed_weights = load_file(tmp_path / "resumed" / "model" / "model.safetensors")
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, resumed_weights[name]), name
+    assert train(config, data, tmp_path / "resumed", resume=True, progress=False) == resumed
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_at_its_default(data, tmp_path):
+    """A run started by an older rewritelab has no record of a setting added since; it ran
+    as that setting's default does, so a resume with the default is the same config."""
+    config = tiny_config(max_steps=4, eval_every=2, model=_short_config().model.to_dict())
+    train(config, data, tmp_path / "run", progress=False)
+    record_path = tmp_path / "run" / "run_config.json"
+    record = json.loads(record_path.read_text())
+    del record["config"]["stop_at_train_accuracy"]
+    record_path.write_text(json.dumps(record))
+    assert train(config, data, tmp_path / "run", resume=True, progress=False)["step"] == 4
+    stopping = tiny_config(
+        max_steps=4, eval_every=2, model=_short_config().model.to_dict(), stop_at_train_accuracy=0.9
+    )
+    with pytest.raises(RewritelabError, match="stop_at_train_accuracy"):
+        train(stopping, data, tmp_path / "run", resume=True, progress=False)

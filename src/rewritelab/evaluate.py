@@ -236,11 +236,19 @@ EVAL_SPLITS = (("seen", "seen_test"), ("unseen", "test"))  # (metric name, datas
 
 
 def eval_splits(
-    encode: Callable[[str], EncodedSplit], examples: int, seed: int
+    encode: Callable[[str], EncodedSplit],
+    examples: int,
+    seed: int,
+    train: EncodedSplit | None = None,
 ) -> dict[str, EncodedSplit]:
     """The splits a training run measures at each evaluation point, by metric name: fixed
-    subsets of `examples` (all when 0) of the seen and unseen test splits, `encode(split)`."""
-    return {name: eval_subset(encode(split), examples, seed, name) for name, split in EVAL_SPLITS}
+    subsets of `examples` (all when 0) of the seen and unseen test splits, `encode(split)`,
+    and, when the encoded training split is given, of it (`train_accuracy`: has the model
+    mastered what it was trained on? `stop_at_train_accuracy` reads it)."""
+    splits = {name: eval_subset(encode(split), examples, seed, name) for name, split in EVAL_SPLITS}
+    if train is not None:
+        splits["train"] = eval_subset(train, examples, seed, "train")
+    return splits
 
 
 def evaluation_point(

@@ -68,6 +68,7 @@ class FinetuneTrainee:
             lambda split: encode_dataset_split(self.codec, self.template, data_dir, split),
             config.eval_examples,
             config.seed,
+            train_split if config.stop_at_train_accuracy else None,
         )
         for name, split in [("train", train_split), *self.evals.items()]:
             check_context(split, model_context(model), f"{data_dir} ({name})")

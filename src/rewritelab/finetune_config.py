@@ -22,6 +22,8 @@ Config file layout (TOML; YAML works too), every key optional:
     eval_every = 0              # steps between evaluations; 0 = at the end only
     eval_examples = 500         # random subset of each evaluation split; 0 = all
     eval_path = "auto"          # auto | fast | generate (auto: fast when the tokenizer allows)
+    stop_at_train_accuracy = 0  # stop at the first evaluation whose exact match on eval_examples
+                                # training examples reaches this (needs eval_every); 0 = never
     eval_batch_size = 0         # 0 = 64 on CUDA, 16 on CPU
     checkpoint_every = 100      # steps between checkpoints (and at every evaluation)
     device = "auto"

@@ -4,9 +4,10 @@ A training path (`train`, `finetune`, `pretrain`) supplies a `Trainee`: the modu
 its batches as a pure function of the step, its loss, its evaluation and how its weights are
 saved and reloaded. The loop owns everything else, once: threads and precision, the AdamW
 optimizer, the learning-rate schedule (linear warm-up, then linear decay to zero: the paper's
-protocol), per-step dropout seeds, gradient accumulation and clipping, evaluation points,
-atomic checkpoints, the metrics log (one schema for every kind of run), resume, and a stop with
-a clear error when the loss stops being finite.
+protocol), per-step dropout seeds, gradient accumulation and clipping, evaluation points (and,
+when asked, an early stop once the model masters its training examples), atomic checkpoints,
+the metrics log (one schema for every kind of run), resume, and a stop with a clear error when
+the loss stops being finite.
 
 Because a batch, the learning rate and the dropout noise depend only on (seed, step), a resumed
 run ends with exactly the weights and metrics of an uninterrupted one (on CPU, at the same
@@ -63,11 +64,18 @@ class LoopConfig:
     threads: int = 0  # torch threads; 0 = usable cores / processes running at once
     bf16: bool = True  # bf16 autocast where the hardware computes it natively
     compile: bool = True  # torch.compile, CUDA only (on a CPU it does not pay for its warm-up)
+    # Stop at the first evaluation point whose exact match on a sample of the training examples
+    # reaches this (the model has mastered what it was trained on); 0 = train to the end.
+    stop_at_train_accuracy: float = 0.0
 
     def validate(self) -> LoopConfig:
         for name in ("seed", "warmup_steps", "eval_every", "checkpoint_every", "threads"):
             _check_int(name, getattr(self, name), minimum=0)
         _check_int("log_every", self.log_every, minimum=1)
+        if not 0 <= self.stop_at_train_accuracy <= 1:
+            raise RewritelabError(
+                f"stop_at_train_accuracy must be in [0, 1], got {self.stop_at_train_accuracy!r}"
+            )
         if not self.learning_rate > 0:
             raise RewritelabError(f"learning_rate must be positive, got {self.learning_rate!r}")
         for name in ("weight_decay", "grad_clip"):
@@ -199,6 +207,8 @@ class Loop:
         last = self.run_dir.last_metrics() or {}
         self.trainee.model.train()
         for step in range(start_step, self.total_steps):
+            if self.mastered(last):
+                break
             lr = learning_rate(step, self.config, self.total_steps)
             window.add(self.step(step, lr))
             bar.update()
@@ -220,6 +230,11 @@ class Loop:
         self.run_dir.publish(self.trainee.final_dir)
         self.run_dir.close_logs()
         return last
+
+    def mastered(self, metrics: dict) -> bool:
+        """Whether an evaluation point's metrics end the run early (`stop_at_train_accuracy`)."""
+        threshold = self.config.stop_at_train_accuracy
+        return threshold > 0 and metrics.get("train_accuracy", -1.0) >= threshold
 
     def step(self, step: int, lr: float) -> tuple[torch.Tensor, int]:
         """One optimiser step over the step's micro-batches; the loss is the mean over every
@@ -319,7 +334,8 @@ def train_run(
     on_start: Callable[[Trainee, Path], None] | None = None,
 ) -> dict:
     """Start (or resume) a run of the trainee `make_trainee(device)` builds in `out_dir` and
-    train it to the end; return its last metrics. A new run never overwrites a directory; a
+    train it to the end (or until it masters its training examples, `stop_at_train_accuracy`);
+    return its last metrics. A new run never overwrites a directory; a
     resumed one must have the same config and data. A finished run returns its metrics.
     `on_start(trainee, run directory)`, when given, runs once the directory is created or
     checked, before the first step."""
@@ -343,8 +359,11 @@ def train_run(
     start = loop.resume() if resume else 0
     if resume:
         _report_thread_change(run, threads)
-        if start >= trainee.total_steps and run.finished(trainee.final_dir):
-            return run.last_metrics()
+        last = run.last_metrics() or {}
+        if run.finished(trainee.final_dir) and (
+            start >= trainee.total_steps or loop.mastered(last)
+        ):
+            return last
     return loop.run(start, progress)
 
 

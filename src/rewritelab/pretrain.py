@@ -71,6 +71,10 @@ class PretrainConfig(LoopConfig):
         self.model.validate()
         check_ints(self, {"batch_size": 1, "max_corpus_chars": 1, "validation_windows": 1})
         check_ints(self, {"max_steps": 0})
+        if self.stop_at_train_accuracy:
+            raise RewritelabError(
+                "stop_at_train_accuracy: pretraining measures a validation loss, not accuracy"
+            )
         if not 0 < self.validation_fraction < 0.5:
             raise RewritelabError(
                 f"validation_fraction must be in (0, 0.5), got {self.validation_fraction!r}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import statistics
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -423,8 +424,24 @@ def mastery_lines(done: list[dict]) -> tuple[list[str], dict]:
             f"trained again from a fresh one (same data, new initial weights and batch order): "
             + "; ".join(draws)
         )
+    lines += stopping_lines(done)
     counts = {"runs": len(done), "mastered": len(done) - len(unmastered), "redrawn": len(redrawn)}
     return lines, counts
+
+
+def stopping_lines(done: list[dict]) -> list[str]:
+    """How long runs that stop once they master their training examples
+    (`stop_at_train_accuracy`, which logs `train_accuracy`) trained: a report line, none when
+    no run measured its training accuracy."""
+    finals = [r["metrics"].get("final_train", {}) for r in done]
+    epochs = sorted(f["epoch"] for f in finals if "train_accuracy" in f and "epoch" in f)
+    if not epochs:
+        return []
+    return [
+        f"- trained until mastered (`stop_at_train_accuracy`: the first epoch whose exact match "
+        f"on a sample of training examples reaches it, or the last): {epochs[0]:g}-"
+        f"{epochs[-1]:g} epochs, median {statistics.median(epochs):g}, in {len(epochs)} runs"
+    ]
 
 
 def _run_name(row: dict) -> str:

@@ -244,15 +244,17 @@ class RunDirectory:
             raise RewritelabError(f"{path} is unreadable: {error}") from None
 
     def check_resumable(self, config, dataset: dict | None) -> None:
-        """Refuse to resume a missing run, or one with another config or dataset."""
+        """Refuse to resume a missing run, or one with another config or dataset. A setting the
+        run's record lacks (added to rewritelab since it started) counts at its default."""
         if not (self.path / RUN_CONFIG).is_file():
             raise RewritelabError(f"cannot resume: {self.path} has no {RUN_CONFIG}")
         recorded = self.recorded()
         saved, given = flatten(recorded.get("config", {})), flatten(config.to_dict())
+        defaults = flatten(type(config)().to_dict())  # a setting added since: it ran at these
         changed = sorted(
             key
             for key in saved.keys() | given.keys()
-            if saved.get(key) != given.get(key) and key not in RESUME_FREE
+            if saved.get(key, defaults.get(key)) != given.get(key) and key not in RESUME_FREE
         )
         if changed:
             raise RewritelabError(

@@ -22,6 +22,8 @@ Config file layout (TOML; YAML with the same keys also works), every key optiona
     bucket_batches = 50        # length buckets span this many batches; 1 = plain random batches
     eval_every = 0             # steps between evaluations; 0 = once per epoch
     eval_examples = 2000       # random subset of each evaluation split; 0 = all
+    stop_at_train_accuracy = 0 # stop once exact match on eval_examples training examples
+                               # reaches this (e.g. 0.97); 0 = train to the end
     eval_batch_size = 0        # 0 = 1024 on CUDA, 64 on CPU
     log_every = 50             # steps between progress-bar updates
     device = "auto"            # or "cpu", "cuda", "cuda:1"
@@ -128,6 +130,7 @@ class ScratchTrainee(GPTTrainee):
             lambda split: encode_split(data_dir, split, self.tokenizer, self.target),
             config.eval_examples,
             config.seed,
+            self.train_split if config.stop_at_train_accuracy else None,
         )
         for name, split in [("train", self.train_split), *self.evals.items()]:
             check_context(split, config.model.context, f"{data_dir} ({name})")

@@ -106,7 +106,14 @@ def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dic
     return headline_metrics(unseen, seen, final)
 
 
-HISTORY_KEYS = ("step", "epoch", "seen_accuracy", "unseen_accuracy", "unseen_has_op_accuracy")
+HISTORY_KEYS = (
+    "step",
+    "epoch",
+    "seen_accuracy",
+    "unseen_accuracy",
+    "unseen_has_op_accuracy",
+    "train_accuracy",
+)
 METRICS_LOG = "metrics.jsonl"  # runs.METRICS; named here so reports need no torch
 
 
