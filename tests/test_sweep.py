@@ -510,7 +510,8 @@ def test_the_e4_figure_shades_the_papers_finding_behind_the_spreads():
 
 def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
     """`reproduce NAME` sweeps and reports; `reproduce all --preset P` does every experiment
-    of ./experiments with that preset, then the results page, recording command and wall time."""
+    of ./experiments with that preset (with `--companions` also their `P-*` presets), then the
+    results page, recording command and wall time."""
     from rewritelab.cli import main
 
     monkeypatch.chdir(tmp_path)
@@ -531,10 +532,16 @@ def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr()
     assert code == 0, printed
     results = tmp_path / "results" / "small"
-    # `other` has no such preset; `small-more` is a companion of `small`, in its own directory
+    assert sorted(p.name for p in results.iterdir()) == ["README.md", "tiny"]  # not `other`
+    assert "already there 1" in printed.out  # the point of the first run is reused
+    code = main(["reproduce", "all", "--preset", "small", "--companions", "--quiet", "--jobs", "1"])
+    printed = capsys.readouterr()
+    assert code == 0, printed
+    # `small-more` is a companion of `small`, in its own directory
     assert sorted(p.name for p in results.iterdir()) == ["README.md", "tiny", "tiny-more"]
     more = json.loads((results / "tiny-more" / "summary.json").read_text())
     assert more["run"]["command"] == "rewritelab reproduce tiny --preset small-more"
     assert "tiny/small-more" in more and "tiny/small" in (results / "README.md").read_text()
-    assert "already there 1" in printed.out  # the point of the first run is reused
     assert main(["reproduce", "all", "--preset", "nothing", "--quiet"]) == 2
+    assert main(["reproduce", "tiny", "--preset", "small", "--companions", "--quiet"]) == 2
+    assert "--companions goes with `reproduce all`" in capsys.readouterr().err

@@ -396,10 +396,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from rewritelab.results_page import write_results_page
 
     if args.experiment != "all":
+        if args.companions:
+            raise RewritelabError("--companions goes with `reproduce all`")
         return reproduce_one(args, args.experiment, args.out)
     if args.workdir or args.db:
         raise RewritelabError("reproduce all takes no --workdir or --db (one per experiment)")
-    runs = experiments_with_preset(args.preset)
+    runs = experiments_with_preset(args.preset, args.companions)
     if not runs:
         raise RewritelabError(f"no experiment in experiments/ has a preset {args.preset!r}")
     out = Path(args.out or f"results/{args.preset}")
@@ -411,10 +413,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def experiments_with_preset(preset: str | None) -> list[tuple[str, str | None, str]]:
+def experiments_with_preset(
+    preset: str | None, companions: bool = False
+) -> list[tuple[str, str | None, str]]:
     """(experiment, preset, results subdirectory) for each experiment file in experiments/
-    that defines `preset`, and for its companions `preset-*` (e6's `cpu-dense` beside `cpu`, in
-    `e6-dense`); every file's base settings when `preset` is None."""
+    that defines `preset`, and with `companions` also for its presets `preset-*` (the checks
+    and controls: e6's `cpu-dense` beside `cpu`, in `e6-dense`); every file's base settings
+    when `preset` is None."""
     import tomllib
 
     directory = EXPERIMENTS if not Path("experiments").is_dir() else Path("experiments")
@@ -426,7 +431,7 @@ def experiments_with_preset(preset: str | None) -> list[tuple[str, str | None, s
         for name in tomllib.loads(path.read_text(encoding="utf-8")).get("presets", {}):
             if name == preset:
                 runs.append((path.stem, name, path.stem))
-            elif name.startswith(preset + "-"):
+            elif companions and name.startswith(preset + "-"):
                 runs.append((path.stem, name, f"{path.stem}-{name.removeprefix(preset + '-')}"))
     return runs
 
@@ -542,6 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_arguments(reproduce)
     reproduce.add_argument(
         "--out", help="report directory (default WORKDIR/report; with `all`: results/PRESET)"
+    )
+    reproduce.add_argument(
+        "--companions",
+        action="store_true",
+        help="with `all`: also each experiment's PRESET-* presets (checks and controls)",
     )
     reproduce.set_defaults(handler=cmd_reproduce)
 
