@@ -315,3 +315,29 @@ def test_eight_bit_without_bitsandbytes_is_refused(setup, tmp_path):
     config = finetune_config_from_dict({**LORA, "load_in_8bit": True})
     with pytest.raises(RewritelabError, match="bitsandbytes"):
         finetune(base, data, tmp_path / "run", config, progress=False)
+
+
+def test_fine_tuning_stops_once_it_masters_its_training_examples(setup, tmp_path):
+    """`stop_at_train_accuracy` ends a fine-tuning run at the first evaluation whose exact
+    match on its training examples reaches the threshold: the same run as one asked for more,
+    cut there; its logged training accuracy is what `evaluate_finetuned` finds."""
+    _, data, base, _, _ = setup
+
+    def logged(threshold):
+        values = {**LORA, "max_steps": 60, "eval_every": 10, "stop_at_train_accuracy": threshold}
+        run = tmp_path / f"stop-{threshold}"
+        finetune(base, data, run, finetune_config_from_dict(values), progress=False)
+        return run, [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    _, longer = logged(1.0)
+    accuracies = [line["train_accuracy"] for line in longer]
+    stop = int(np.argmax(accuracies[:-1]))  # every point before it is below its accuracy
+    assert stop > 0 and len(accuracies) > 2, accuracies  # the test needs a rise to cut
+    run, stopped = logged(accuracies[stop])
+    keys = ("step", "train_accuracy", "seen_accuracy", "unseen_accuracy")
+    assert [{k: line[k] for k in keys} for line in stopped] == [
+        {k: line[k] for k in keys} for line in longer[: stop + 1]
+    ]
+    assert (run / "adapter").is_dir()
+    measured = evaluate_finetuned(run, data, "train", path="generate")["overall"]["accuracy"]
+    assert measured == pytest.approx(stopped[-1]["train_accuracy"])

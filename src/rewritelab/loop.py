@@ -335,10 +335,10 @@ def train_run(
 ) -> dict:
     """Start (or resume) a run of the trainee `make_trainee(device)` builds in `out_dir` and
     train it to the end (or until it masters its training examples, `stop_at_train_accuracy`);
-    return its last metrics. A new run never overwrites a directory; a
-    resumed one must have the same config and data. A finished run returns its metrics.
-    `on_start(trainee, run directory)`, when given, runs once the directory is created or
-    checked, before the first step."""
+    return its last metrics. A new run never overwrites a directory; a resumed one must have
+    the same config and data. A finished run returns its metrics. `on_start(trainee, run
+    directory)`, when given, runs once the directory is created or checked, before the first
+    step."""
     config.validate()
     run = RunDirectory(out_dir)
     if not resume:
