@@ -24,8 +24,10 @@ from rewritelab.model import IGNORE
 from rewritelab.seeds import stream
 from rewritelab.tokenizer import Tokenizer, loss_mask
 
-# Record fields kept per example for the accuracy breakdown.
+# Record fields kept per example for the accuracy breakdown (the optional ones where a dataset
+# has them: near-misses).
 BREAKDOWN_FIELDS = ("instruction", "noop", "occurrences")
+OPTIONAL_BREAKDOWN_FIELDS = ("near_miss_kind",)
 # The algorithm task: what the model is trained to write, and the record fields kept per example
 # (breakdown by steps, rules, halting kind and no-op; the rest to write predictions).
 TARGETS = ("step", "final", "trace")
@@ -205,8 +207,13 @@ def encode_split(
 
 def _rule_example(record: dict, tokenizer: Tokenizer) -> tuple[list, list, dict]:
     prompt = tokenizer.encode_prompt(record["x"], record["y"], record["z"])
+    return prompt, tokenizer.encode_answer(record["output"]), kept_fields(record)
+
+
+def kept_fields(record: dict) -> dict:
+    """What an encoded split keeps of a single-rule record: the rule, the words, the classes."""
     kept = {key: record[key] for key in ("x", "y", "z", "output", *BREAKDOWN_FIELDS)}
-    return prompt, tokenizer.encode_answer(record["output"]), kept
+    return kept | {key: record[key] for key in OPTIONAL_BREAKDOWN_FIELDS if key in record}
 
 
 def markov_answer(record: dict, target: str) -> list[str]:

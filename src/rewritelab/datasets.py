@@ -12,8 +12,10 @@ spec's seed with `numpy.random.SeedSequence`, so changing one part leaves the ot
 3. fresh inputs for the training instructions (`seen_test`) and the test split likewise.
 
 Output directory: `train.jsonl`, `seen_test.jsonl`, `test.jsonl` and `manifest.json`. Each line
-is `{"instruction", "x", "y", "family", "k", "z", "output", "noop", "occurrences"}`. The same
-spec and seed give byte-identical files. The directory appears complete or not at all.
+is `{"instruction", "x", "y", "family", "k", "z", "output", "noop", "occurrences"}`, and in a
+dataset that plants near-misses (`near_misses`) also `"near_miss"` (the planted text, or null)
+and `"near_miss_kind"`. The same spec and seed give byte-identical files. The directory appears
+complete or not at all.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from rewritelab.errors import RewritelabError
 from rewritelab.families import FAMILIES, PatternSampler
 from rewritelab.inputs import build_inputs
 from rewritelab.killpoints import pause_at
+from rewritelab.near_misses import NearMiss, plan_near_misses
 from rewritelab.rules import rewrite
 from rewritelab.spec import DatasetSpec, SplitSpec
 
@@ -55,10 +58,15 @@ STREAMS = (
     "test_spread",
     "test_inputs",
 )
+# Streams of the near-miss plans, numbered after STREAMS, and drawn only by datasets that plant
+# near-misses, so that the bytes of every other dataset are what they were before they existed.
+NEAR_MISS_STREAMS = ("train_near_miss", "seen_test_near_miss", "test_near_miss")
 MAX_RULE_ROUNDS = 50  # rounds of drawing rules without reaching the requested count
 
 
-def stream(seed: int, name: str, names: tuple[str, ...] = STREAMS) -> np.random.Generator:
+def stream(
+    seed: int, name: str, names: tuple[str, ...] = STREAMS + NEAR_MISS_STREAMS
+) -> np.random.Generator:
     """The independent random generator for one named source of randomness among `names`."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(names.index(name),)))
 
@@ -257,19 +265,29 @@ def _record_prefixes(rules: RuleTable, safe: bool) -> list[str]:
     ]
 
 
-def record_lines(
-    rules: RuleTable, assignment: np.ndarray, inputs: list[str], counts: np.ndarray, safe: bool
-) -> Iterator[str]:
+def record_lines(data: SplitData, safe: bool, near_miss_fields: bool) -> Iterator[str]:
     """JSON lines of the records, identical to `json.dumps(record, ensure_ascii=False)`."""
+    rules = data.rules
     prefixes = _record_prefixes(rules, safe)
-    for row, word, count in zip(assignment.tolist(), inputs, counts.tolist(), strict=True):
+    near_misses = data.near_misses or [None] * len(data.inputs)
+    for row, word, count, near_miss in zip(
+        data.assignment.tolist(), data.inputs, data.counts.tolist(), near_misses, strict=True
+    ):
         output = rewrite(rules.x[row], rules.y[row], word)
         noop = "true" if count == 0 else "false"
         if safe:
             tail = f'"z": "{word}", "output": "{output}"'
         else:
             tail = json.dumps({"z": word, "output": output}, ensure_ascii=False)[1:-1]
-        yield f'{prefixes[row]}{tail}, "noop": {noop}, "occurrences": {count}}}\n'
+        extra = _near_miss_fields(near_miss) if near_miss_fields else ""
+        yield f'{prefixes[row]}{tail}, "noop": {noop}, "occurrences": {count}{extra}}}\n'
+
+
+def _near_miss_fields(near_miss: NearMiss | None) -> str:
+    if near_miss is None:
+        return ', "near_miss": null, "near_miss_kind": null'
+    text = json.dumps(near_miss.text, ensure_ascii=False)
+    return f', "near_miss": {text}, "near_miss_kind": "{near_miss.kind}"'
 
 
 def write_lines(path: Path, lines: Iterator[str], chunk: int = 50_000) -> dict:
@@ -312,6 +330,7 @@ class SplitData:
     assignment: np.ndarray
     inputs: list[str]
     counts: np.ndarray
+    near_misses: list[NearMiss | None] | None = None  # None: the split plants none
 
 
 def make_split(
@@ -325,10 +344,20 @@ def make_split(
     if len(used) < len(rules):  # keep only the rules this split uses (seen_test samples a few)
         rules, assignment = rules.subset(used.tolist()), np.searchsorted(used, assignment)
     patterns = [rules.x[i] for i in assignment.tolist()]
+    near_misses = None
+    if split.near_miss_share:
+        rng = stream(spec.seed, f"{name}_near_miss")
+        share, kinds = split.near_miss_share, split.near_miss_kinds
+        near_misses = plan_near_misses(rng, spec.alphabet, patterns, share, kinds)
     inputs = build_inputs(
-        stream(spec.seed, f"{name}_inputs"), spec.alphabet, patterns, counts, split.input_length
+        stream(spec.seed, f"{name}_inputs"),
+        spec.alphabet,
+        patterns,
+        counts,
+        split.input_length,
+        near_misses,
     )
-    return SplitData(rules, assignment, inputs, counts)
+    return SplitData(rules, assignment, inputs, counts, near_misses)
 
 
 def used_rows(assignment: np.ndarray, rules: int) -> np.ndarray:
@@ -338,8 +367,13 @@ def used_rows(assignment: np.ndarray, rules: int) -> np.ndarray:
 
 def keep(data: SplitData, mask: np.ndarray) -> SplitData:
     """The examples of `data` selected by a boolean mask, in their original order."""
-    inputs = [word for word, kept in zip(data.inputs, mask.tolist(), strict=True) if kept]
-    return SplitData(data.rules, data.assignment[mask], inputs, data.counts[mask])
+    kept = mask.tolist()
+    inputs = [word for word, keep_it in zip(data.inputs, kept, strict=True) if keep_it]
+    near_misses = None
+    if data.near_misses is not None:
+        pairs = zip(data.near_misses, kept, strict=True)
+        near_misses = [near_miss for near_miss, keep_it in pairs if keep_it]
+    return SplitData(data.rules, data.assignment[mask], inputs, data.counts[mask], near_misses)
 
 
 def build_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict[str, SplitData]:
@@ -452,22 +486,28 @@ def is_dataset_dir(directory: Path) -> bool:
 
 def _write_splits(spec: DatasetSpec, splits: dict[str, SplitData], directory: Path) -> dict:
     safe = _json_safe(spec.alphabet)
+    planted = plants_near_misses(spec)
     files = {}
     for name, data in splits.items():
-        lines = record_lines(data.rules, data.assignment, data.inputs, data.counts, safe)
+        lines = record_lines(data, safe, planted)
         files[SPLIT_FILES[name]] = write_lines(directory / SPLIT_FILES[name], lines)
     manifest = {
         "format": FORMAT,
         "version": __version__,
         "config": spec.to_dict(),
         "seed": spec.seed,
-        "streams": list(STREAMS),
+        "streams": list(STREAMS + NEAR_MISS_STREAMS if planted else STREAMS),
         "counts": {name: split_counts(data) for name, data in splits.items()},
         "files": files,
     }
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     (directory / "manifest.json").write_text(text, encoding="utf-8")
     return manifest
+
+
+def plants_near_misses(spec: DatasetSpec) -> bool:
+    """Whether either split plants near-misses (its records then carry the near-miss fields)."""
+    return bool(spec.train.near_miss_share or spec.test.near_miss_share)
 
 
 def _staging_path(out_dir: Path, kind: str, pid: int) -> Path:

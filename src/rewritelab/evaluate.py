@@ -280,6 +280,7 @@ BREAKDOWN_CLASSES = {  # a class of None leaves the record out of that breakdown
     "noop": lambda r: "noop" if r["noop"] else "has_op",
     "occurrences": lambda r: str(r["occurrences"]),
     "pattern_length": lambda r: str(len(r["x"])),
+    "near_miss": lambda r: (r["near_miss_kind"] or "none") if "near_miss_kind" in r else None,
     "instruction": lambda r: str(r["instruction"]),
     "has_op_instruction": lambda r: None if r["noop"] else str(r["instruction"]),
 }

@@ -7,6 +7,8 @@ uniformly in `[max(low, c*|x|), high]`; the filler itself never contains x. A no
 a random word of length drawn in `[low, high]` that does not contain x. Every input is then
 checked against the exact definition (`count_occurrences`): one with accidental extra
 occurrences (filler letters completing a copy, say) is drawn again, so the count is exact.
+An input may also carry a near-miss of x (`near_misses`), planted beside the copies the same
+way and subject to the same check.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from rewritelab.errors import RewritelabError
 from rewritelab.families import strings_from_codes
+from rewritelab.near_misses import NearMiss
 from rewritelab.rules import count_occurrences
 
 CHUNK_ROWS = 65_536  # inputs built per vectorised batch; bounds peak memory
@@ -82,47 +85,55 @@ def pattern_free_words(
     return words
 
 
-def _plant(filler: str, pattern: str, gaps: list[int]) -> str:
-    """`filler` with a copy of `pattern` inserted before each gap position (sorted)."""
+def _plant(filler: str, pieces: list[str], gaps: list[int]) -> str:
+    """`filler` with each piece inserted before its gap position (sorted), in order."""
     if len(gaps) == 1:
-        return filler[: gaps[0]] + pattern + filler[gaps[0] :]
-    pieces, previous = [], 0
-    for gap in gaps:
-        pieces.append(filler[previous:gap])
-        pieces.append(pattern)
+        return filler[: gaps[0]] + pieces[0] + filler[gaps[0] :]
+    parts, previous = [], 0
+    for piece, gap in zip(pieces, gaps, strict=True):
+        parts.append(filler[previous:gap])
+        parts.append(piece)
         previous = gap
-    pieces.append(filler[previous:])
-    return "".join(pieces)
+    parts.append(filler[previous:])
+    return "".join(parts)
+
+
+def _pieces(
+    patterns: list[str], counts: list[int], near_misses: list[NearMiss | None] | None
+) -> list[list[str]]:
+    """What to plant in each input, in word order: the copies of x and any near-miss."""
+    if near_misses is None:
+        return [[pattern] * count for pattern, count in zip(patterns, counts, strict=True)]
+    return [
+        near_miss.items(pattern, count) if near_miss else [pattern] * count
+        for pattern, count, near_miss in zip(patterns, counts, near_misses, strict=True)
+    ]
 
 
 def _planted_words(
     rng: np.random.Generator,
     alphabet: str,
     patterns: list[str],
-    counts: np.ndarray,
+    pieces: list[list[str]],
     length_range: tuple[int, int],
 ) -> list[str]:
-    """Pattern-free fillers with `counts[i]` copies of `patterns[i]` planted at random gaps."""
-    pattern_lengths = np.fromiter(map(len, patterns), dtype=np.int64, count=len(patterns))
-    planted = counts * pattern_lengths
+    """Fillers free of `patterns[i]` with the strings `pieces[i]` planted at random gaps."""
+    counts = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    planted = np.fromiter((sum(map(len, row)) for row in pieces), dtype=np.int64, count=len(pieces))
     total = uniform_lengths(rng, np.maximum(length_range[0], planted), length_range[1])
     fillers = pattern_free_words(rng, alphabet, patterns, total - planted)
     widest = max(1, int(counts.max(initial=1)))
     gaps = (rng.random((len(patterns), widest)) * (total - planted + 1)[:, None]).astype(np.int64)
     unused = np.arange(widest)[None, :] >= counts[:, None]
     gaps = np.sort(np.where(unused, np.iinfo(np.int64).max, gaps), axis=1)  # unused slots last
-    if widest == 1:  # the common case: one copy at most, no per-row list of gaps
+    if widest == 1:  # the common case: one piece at most, no per-row list of gaps
         return [
-            filler[:gap] + pattern + filler[gap:] if count else filler
-            for filler, pattern, count, gap in zip(
-                fillers, patterns, counts.tolist(), gaps[:, 0].tolist(), strict=True
-            )
+            filler[:gap] + row[0] + filler[gap:] if row else filler
+            for filler, row, gap in zip(fillers, pieces, gaps[:, 0].tolist(), strict=True)
         ]
     return [
-        _plant(filler, pattern, row[:count]) if count else filler
-        for filler, pattern, count, row in zip(
-            fillers, patterns, counts.tolist(), gaps.tolist(), strict=True
-        )
+        _plant(filler, row, gap_row[: len(row)]) if row else filler
+        for filler, row, gap_row in zip(fillers, pieces, gaps.tolist(), strict=True)
     ]
 
 
@@ -132,19 +143,22 @@ def _fill(
     patterns: list[str],
     counts: np.ndarray,
     length_range: tuple[int, int],
+    near_misses: list[NearMiss | None] | None,
 ) -> list[str]:
     """Inputs for one chunk: exactly `counts[i]` occurrences (0 for a no-op), redrawn until so."""
     words: list[str | None] = [None] * len(patterns)
+    pieces = _pieces(patterns, counts.tolist(), near_misses)
     pending = list(range(len(patterns)))
     for _ in range(MAX_REDRAWS):
         if not pending:
             return words  # type: ignore[return-value]
         sub_patterns = [patterns[i] for i in pending]
-        sub_counts = counts[pending]
-        drawn = _planted_words(rng, alphabet, sub_patterns, sub_counts, length_range)
+        drawn = _planted_words(
+            rng, alphabet, sub_patterns, [pieces[i] for i in pending], length_range
+        )
         missed = []
         for i, pattern, count, word in zip(
-            pending, sub_patterns, sub_counts.tolist(), drawn, strict=True
+            pending, sub_patterns, counts[pending].tolist(), drawn, strict=True
         ):
             if count_occurrences(pattern, word) == count:
                 words[i] = word
@@ -164,10 +178,15 @@ def build_inputs(
     patterns: list[str],
     counts: np.ndarray,
     length_range: tuple[int, int],
+    near_misses: list[NearMiss | None] | None = None,
 ) -> list[str]:
-    """One input word per pattern holding it exactly `counts[i]` times (0 means a no-op input)."""
+    """One input word per pattern holding it exactly `counts[i]` times (0 means a no-op input),
+    and the planned near-miss of each example where there is one (see `near_misses`)."""
     words: list[str] = []
     for start in range(0, len(patterns), CHUNK_ROWS):
         stop = start + CHUNK_ROWS
-        words.extend(_fill(rng, alphabet, patterns[start:stop], counts[start:stop], length_range))
+        plan = None if near_misses is None else near_misses[start:stop]
+        words.extend(
+            _fill(rng, alphabet, patterns[start:stop], counts[start:stop], length_range, plan)
+        )
     return words

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rewritelab.batches import BREAKDOWN_FIELDS, EncodedSplit
+from rewritelab.batches import EncodedSplit, kept_fields
 from rewritelab.datasets import SPLIT_FILES, read_records
 from rewritelab.errors import RewritelabError
 from rewritelab.tokenizer import Tokenizer, holds_char_tokenizer
@@ -157,7 +157,7 @@ def encode_records(codec: Codec, template: str, records: list[dict], where: str)
             )
             pieces.append(prompt + answer)
             prompt_lengths.append(len(prompt))
-            kept.append({key: record[key] for key in ("x", "y", "z", "output", *BREAKDOWN_FIELDS)})
+            kept.append(kept_fields(record))
     except (KeyError, TypeError) as error:
         raise RewritelabError(f"{where} is not a valid split: {error!r}") from None
     return EncodedSplit.from_pieces(pieces, prompt_lengths, kept, where)

@@ -19,6 +19,8 @@ Config file layout (TOML; YAML with the same keys also works):
     spread = "uniform"                # or "power" with `alpha`
     noop_share = 0.0
     occurrences = [1]                 # counts of x planted in z; several = a mix
+    near_miss_share = 0.5             # inputs (|x| >= 2) that also hold a near-miss of x
+    near_miss_kinds = ["substitution", "prefix", "suffix", "overlap"]
     families = ["random"]             # random, repeated, periodic, mirror (several = a mix)
     k = [3, 6]
     input_length = [1, 50]
@@ -51,6 +53,7 @@ from typing import Any
 from rewritelab.config import apply_override, read_config_file
 from rewritelab.errors import RewritelabError
 from rewritelab.families import FAMILIES, block_sizes, get_family, pattern_count_bound
+from rewritelab.near_misses import NEAR_MISS_KINDS
 
 DEFAULT_ALPHABET = string.ascii_lowercase
 SPREADS = ("uniform", "power")
@@ -72,7 +75,12 @@ COMPOSITION_KEYS = (
     "markers",
     "terminal_share",
     "max_steps",
+    "near_miss_share",
+    "near_miss_kinds",
 )
+# Settings a manifest records only when near-misses are planted, so that the manifests (and the
+# sweep's cache keys) of datasets without them are what they were before the setting existed.
+NEAR_MISS_KEYS = ("near_miss_share", "near_miss_kinds")
 # Settings that only one task reads: setting one for the other task is refused by name.
 ALGORITHM_KEYS = ("rules", "markers", "terminal_share", "max_steps")
 RULE_TASK_KEYS = (
@@ -84,6 +92,7 @@ RULE_TASK_KEYS = (
     "subsample",
     "subsample_spread",
     "subsample_alpha",
+    *NEAR_MISS_KEYS,
 )
 # Defaults of the algorithm task in config files: short rules, so that several fire on a word.
 MARKOV_SPLIT_DEFAULTS = {
@@ -114,6 +123,8 @@ class SplitSpec:
     subsample: float | None = None
     subsample_spread: str = "uniform"
     subsample_alpha: float = 1.0
+    near_miss_share: float = 0.0
+    near_miss_kinds: tuple[str, ...] = NEAR_MISS_KINDS
     rules: tuple[int, int] = (2, 4)
     markers: str = ""
     terminal_share: float = 0.25
@@ -152,6 +163,7 @@ class SplitSpec:
         _check_spread(self.spread, self.alpha, f"{name}.spread")
         _check_lengths(self, name)
         _check_mix(self, name, alphabet_size)
+        _check_near_misses(self, name, alphabet_size)
         if self.subsample is not None:
             if not 0 < self.subsample <= 1:
                 raise RewritelabError(f"{name}.subsample must be in (0, 1], got {self.subsample}")
@@ -233,6 +245,30 @@ def _check_lengths(split: SplitSpec, name: str) -> None:
                 f"{split.pattern_length[1]} letters need inputs of {longest} letters, but "
                 f"input_length allows at most {split.input_length[1]}"
             )
+
+
+def _check_near_misses(split: SplitSpec, name: str, alphabet_size: int) -> None:
+    share, kinds = split.near_miss_share, split.near_miss_kinds
+    if not 0 <= share <= 1:
+        raise RewritelabError(f"{name}.near_miss_share must be in [0, 1], got {share}")
+    unknown = [kind for kind in kinds if kind not in NEAR_MISS_KINDS]
+    if unknown or not kinds or len(set(kinds)) < len(kinds):
+        raise RewritelabError(
+            f"{name}.near_miss_kinds must name distinct kinds among "
+            f"{', '.join(NEAR_MISS_KINDS)}, got {list(kinds)}"
+        )
+    if share == 0:
+        return
+    if "substitution" in kinds and alphabet_size < 2:
+        raise RewritelabError(f"{name}: substitution near-misses need at least 2 letters")
+    longest = split.pattern_length[1]
+    needed = (max(split.occurrences) + 1) * longest
+    if longest >= 2 and needed > split.input_length[1]:
+        raise RewritelabError(
+            f"{name}: near-misses beside {max(split.occurrences)} occurrences of patterns up to "
+            f"{longest} letters need inputs of {needed} letters, but input_length allows at "
+            f"most {split.input_length[1]}"
+        )
 
 
 def _check_markers(markers: str, alphabet: str, where: str) -> None:
@@ -358,7 +394,10 @@ class DatasetSpec:
             del data["task"], data["classic"]
         for name in ("train", "test"):
             for key in RULE_TASK_KEYS if self.task == "markov" else ALGORITHM_KEYS:
-                del data[name][key]
+                data[name].pop(key, None)
+            if not getattr(self, name).near_miss_share:
+                for key in NEAR_MISS_KEYS:
+                    data[name].pop(key, None)
         return data
 
 
@@ -398,7 +437,14 @@ _TOP_FIELDS = {
     "classic",
 }
 _RANGE_KEYS = {"k", "input_length", "pattern_length", "replacement_length", "rules"}
-_TUPLE_KEYS = {"occurrences", "occurrence_weights", "families", "family_weights"}
+_TUPLE_KEYS = {
+    "occurrences",
+    "occurrence_weights",
+    "families",
+    "family_weights",
+    "near_miss_kinds",
+}
+_STRING_TUPLE_KEYS = {"families", "near_miss_kinds"}
 
 
 def spec_from_dict(config: dict[str, Any]) -> DatasetSpec:
@@ -465,7 +511,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         return tuple(value)
     if key in _TUPLE_KEYS:
         items = value if isinstance(value, list | tuple) else [value]
-        kind = str if key == "families" else (int if key == "occurrences" else float)
+        kind = str if key in _STRING_TUPLE_KEYS else (int if key == "occurrences" else float)
         if not items or not all(_is_kind(v, kind) for v in items):
             raise RewritelabError(
                 f"{where} must be a {kind.__name__} or a list of them, got {value!r}"

@@ -19,6 +19,7 @@ import numpy as np
 
 from rewritelab.datasets import SPLIT_FILES, read_manifest, read_records
 from rewritelab.errors import RewritelabError
+from rewritelab.near_misses import is_near_miss
 from rewritelab.rules import MarkovAlgorithm, Rule, count_occurrences, rewrite
 
 
@@ -35,6 +36,10 @@ class SplitStatistics:
     k_values: Counter = field(default_factory=Counter)
     lengths: dict[str, list[int]] = field(default_factory=lambda: {"x": [], "y": [], "z": []})
     pairs: set[tuple[str, str]] = field(default_factory=set)
+    near_miss_kinds: Counter = field(default_factory=Counter)  # planted kinds ("none": none)
+    wrong_near_misses: int = 0
+    multi_letter: int = 0  # examples whose x has two or more letters
+    one_letter_off: int = 0  # of those, inputs holding a window one letter away from x
 
     def add(self, record: dict) -> None:
         x, y, z = record["x"], record["y"], record["z"]
@@ -54,6 +59,13 @@ class SplitStatistics:
         for name in ("x", "y", "z"):
             self.lengths[name].append(len(record[name]))
         self.pairs.add((x, y))
+        if len(x) >= 2:
+            self.multi_letter += 1
+            self.one_letter_off += has_one_letter_off(x, z)
+        if "near_miss_kind" in record:
+            kind = record["near_miss_kind"]
+            self.near_miss_kinds[kind or "none"] += 1
+            self.wrong_near_misses += kind is not None and not planted_near_miss_holds(record)
 
     def summary(self) -> dict:
         counts = np.array(list(self.per_instruction.values()) or [0])
@@ -72,7 +84,30 @@ class SplitStatistics:
             },
             "lengths": {name: _describe(np.array(v or [0])) for name, v in self.lengths.items()},
             "wrong_records": self.wrong_records,
+            "near_miss_kinds": dict(sorted(self.near_miss_kinds.items())),
+            "one_letter_off_share": self.one_letter_off / max(1, self.multi_letter),
+            "wrong_near_misses": self.wrong_near_misses,
         }
+
+
+def has_one_letter_off(x: str, z: str) -> bool:
+    """Whether `z` holds a window of |x| letters that differs from x in exactly one letter."""
+    return any(
+        sum(a != b for a, b in zip(x, z[i : i + len(x)], strict=True)) == 1
+        for i in range(len(z) - len(x) + 1)
+    )
+
+
+def planted_near_miss_holds(record: dict) -> bool:
+    """A record's planted near-miss is of its kind, is not x, and stands in z where it should
+    (an overlap glued to the first x); the occurrence count is checked with the record."""
+    x, z, text, kind = record["x"], record["z"], record["near_miss"], record["near_miss_kind"]
+    if not isinstance(text, str) or not is_near_miss(x, text, kind) or text not in z:
+        return False
+    if kind != "overlap" or x not in z:
+        return True
+    first = z.find(x)
+    return z[first - len(text) : first] == text or z[first + len(x) :].startswith(text)
 
 
 def _describe(values: np.ndarray) -> dict:
@@ -118,6 +153,10 @@ def inspect_dataset(data_dir: str | Path) -> dict:
     checks["every record is exact (output, noop, occurrences)"] = all(
         s.wrong_records == 0 for s in splits.values()
     )
+    if any(s.near_miss_kinds for s in splits.values()):
+        checks["every planted near-miss is of its kind, not x, and in z"] = all(
+            s.wrong_near_misses == 0 for s in splits.values()
+        )
     checks["train and test rules are disjoint"] = not (train.pairs & test.pairs)
     shared_patterns = {x for x, _ in train.pairs} & {x for x, _ in test.pairs}
     if manifest.get("config", {}).get("disjoint") == "patterns":
@@ -154,6 +193,11 @@ def format_inspection(report: dict) -> str:
             f"  occurrences of x: {_histogram(s['occurrences'])}",
             f"  families: {_histogram(s['families'])}; k: {_histogram(s['k'])}",
         ]
+        if s["near_miss_kinds"]:
+            lines.append(f"  near-misses planted: {_histogram(s['near_miss_kinds'])}")
+        lines.append(
+            f"  inputs with a window one letter off x (|x| >= 2): {s['one_letter_off_share']:.1%}"
+        )
         for side in ("x", "y", "z"):
             d = length[side]
             lines.append(f"  |{side}|: min {d['min']}, mean {d['mean']:g}, max {d['max']}")
