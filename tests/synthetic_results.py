@@ -18,8 +18,15 @@ def logistic(instructions, floor, ceiling, slope, i50):
     return floor + (ceiling - floor) / (1 + math.exp(-slope * x))
 
 
+def multi_letter_dataset(instructions: int) -> dict:
+    """A dataset config of the paper's kind of task: 2-letter rules in words of 6-10 letters."""
+    lengths = {"pattern_length": [2, 2], "replacement_length": [2, 2], "input_length": [6, 10]}
+    return {"train": {"instructions": instructions, **lengths}, "test": {"instructions": 100}}
+
+
 def synthetic_row(experiment, preset, seed, factors, unseen, seen, rules, rng, history=True):
-    """A finished run whose per-rule unseen accuracies scatter around `unseen`."""
+    """A finished run whose per-rule unseen accuracies scatter around `unseen`; its recorded
+    dataset is of the paper's kind (`multi_letter_dataset`)."""
     per_rule = np.clip(rng.normal(unseen, 0.1, rules), 0, 1) if rules else None
     if per_rule is not None:
         unseen = float(per_rule.mean())
@@ -35,7 +42,9 @@ def synthetic_row(experiment, preset, seed, factors, unseen, seen, rules, rng, h
     point_id = f"{experiment}-{preset}-{seed}-{json.dumps(factors, sort_keys=True)}"
     return {
         "point_id": point_id, "experiment": experiment, "preset": preset, "seed": seed,
-        "factors": factors, "dataset_id": "d", "config": {}, "status": "done", "attempts": 1,
+        "factors": factors, "dataset_id": "d",
+        "config": {"dataset": multi_letter_dataset(factors.get(INSTRUCTIONS, 100))},
+        "status": "done", "attempts": 1,
         "error": None, "metrics": metrics, "unseen_accuracy": unseen, "seen_accuracy": seen,
         "elapsed_s": 10.0, "device": "cpu", "versions": {"rewritelab": "test"},
         "run_dir": None, "data_dir": None, "updated": "2026-01-01T00:00:00+00:00",

@@ -259,7 +259,7 @@ def test_an_unjudged_experiment_states_the_i50_of_each_line_for_the_results_page
             row["point_id"] += target
             rows.append(row)
     _, analysis = build_section(name, "cpu", rows, tmp_path)
-    assert analysis["verdict"] == "not judged"
+    assert analysis["verdict"] == "not tested" and analysis["finding"] == "not judged"
     step, final = analysis["measured"].split("; ")
     assert step.startswith("target=step: I50 = ") and final.startswith("target=final: I50 = ")
     fitted = [float(part.split("I50 = ")[1].split(" ")[0]) for part in (step, final)]
@@ -401,7 +401,9 @@ def test_results_page_through_the_cli(tmp_path, capsys):
     rows = [line for line in page.read_text().splitlines() if line.startswith("| [e")]
     assert len(rows) == 3
     e1, e5, e6 = rows
-    assert "**reproduced**" in e6 and "pretrained, full 0.00 → 1.00" in e6
+    # recorded without its regime, a finding that holds is called an analogue, never more
+    assert "**qualitative analogue on a simplified task** (finding: reproduced)" in e6
+    assert "pretrained, full 0.00 → 1.00" in e6
     (e3,) = [line for line in page.read_text().splitlines() if line.startswith("| e3 ")]
     assert "E3: too slow to train here" in e3 and "**not run**" in e3
     assert "([notes](cpu/e3/NOTES.md))" in e3 and "report.md" not in e3
@@ -413,7 +415,7 @@ def test_results_page_through_the_cli(tmp_path, capsys):
     report = (results / "e1" / "report.md").read_text()
     assert "- mastered (seen ≥ 0.95): 14 of 14 runs\n" in report
     assert "instructions=128 seed 0 (seen 0.31 → 0.99)" in report
-    assert "**partly**" in e5 and "[e5-cpu.png](cpu/e5/e5-cpu.png)" in e5
+    assert "(finding: partly)" in e5 and "[e5-cpu.png](cpu/e5/e5-cpu.png)" in e5
     assert "mix 0.95 vs best single 0.50; seen not stored" in e5  # mastery cannot be shown
     assert "- e5: reproduced if the mix" in page.read_text()
     assert main(["results-page", str(tmp_path / "none"), "--out", str(page)]) == 2

@@ -41,6 +41,11 @@ from rewritelab.paper import (
     experiment_kind,
     judge,
 )
+from rewritelab.regime import (
+    regime_of,
+    regime_table,
+    vocabulary_verdict,
+)
 from rewritelab.sweep.database import ResultsDatabase
 
 METRICS = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
@@ -388,10 +393,15 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
     if kind in TABLES and entries:
         caption, table = TABLES[kind]
         lines += [caption, "", table(entries)]
-    verdict, basis = judge(kind, entries)
-    analysis.update(claim=claim(kind), verdict=verdict, verdict_basis=basis)
+    finding, basis = judge(kind, entries)
+    regime = regime_of(done or rows)
+    verdict = vocabulary_verdict(finding, regime)
+    analysis.update(claim=claim(kind), verdict=verdict, finding=finding, verdict_basis=basis)
+    analysis["regime"] = regime and regime.to_dict()
     analysis["measured"] = measured_line(basis, transitions)
-    lines += [f"- paper: {claim(kind)}", f"- verdict: **{verdict}** ({basis})"]
+    lines += [f"- paper: {claim(kind)}", f"- verdict: **{verdict}** (finding {finding}: {basis})"]
+    if regime is not None:
+        lines += [""] + regime_table(regime) + [""]
     mastery, analysis["mastery"] = mastery_lines(done)
     lines += mastery + [""]
     for row in failed:

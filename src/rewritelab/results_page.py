@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rewritelab.errors import RewritelabError
 from rewritelab.paper import CRITERIA, claim, experiment_kind, judge
+from rewritelab.regime import VOCABULARY, Regime, regime_line, vocabulary_verdict
 from rewritelab.report import measured_line
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
@@ -56,7 +57,8 @@ def unrun_rows(results_dir: Path) -> list[dict]:
         kind = experiment_kind(notes.parent.name)
         rows.append({
             "experiment": notes.parent.name, "kind": kind, "claim": claim(kind),
-            "measured": title, "verdict": NOT_RUN, "command": None, "wall": "–",
+            "measured": title, "verdict": NOT_RUN, "regime": "–", "command": None,
+            "wall": "–",
             "directory": notes.parent, "figures": [],
         })  # fmt: skip
     return rows
@@ -79,7 +81,9 @@ def experiment_rows(directory: Path, summary: dict) -> list[dict]:
         name = key.split("/", 1)[0]
         analysis = (summary.get("analysis") or {}).get(key) or {}
         kind = analysis.get("kind") or experiment_kind(name)
-        verdict, basis = judge(kind, entries)
+        finding, basis = judge(kind, entries)
+        regime = Regime.from_dict(analysis.get("regime"))
+        verdict = vocabulary_verdict(finding, regime)
         measured = measured_line(basis, analysis.get("transitions") or {})
         measured += _mastery_note(analysis.get("mastery"))
         figures = analysis.get("figures") or sorted(
@@ -87,7 +91,8 @@ def experiment_rows(directory: Path, summary: dict) -> list[dict]:
         )
         rows.append({
             "experiment": key, "kind": kind, "claim": claim(kind), "measured": measured,
-            "verdict": verdict, "command": run.get("command"),
+            "verdict": verdict, "finding": finding, "regime": regime_line(regime),
+            "command": run.get("command"),
             "wall": _wall_time(run.get("wall_s")), "directory": directory,
             "figures": [directory / f for f in figures],
         })  # fmt: skip
@@ -101,6 +106,14 @@ def _mastery_note(mastery: dict | None) -> str:
         return ""
     redrawn = f" ({mastery['redrawn']} redrawn)" if mastery.get("redrawn") else ""
     return f"; {mastery['mastered']} of {mastery['runs']} runs mastered{redrawn}"
+
+
+def _verdict_cell(row: dict) -> str:
+    """The verdict, and the finding it rests on where the two words differ."""
+    finding = row.get("finding")
+    if finding is None or finding == row["verdict"]:
+        return f"**{row['verdict']}**"
+    return f"**{row['verdict']}** (finding: {finding})"
 
 
 def _cell(text: str) -> str:
@@ -124,8 +137,9 @@ def write_results_page(results_dir: str | Path, out: str | Path) -> Path:
         f"One row per experiment under `{results_dir}`; accuracies are seed means, intervals "
         "are 95% bootstrap intervals (see each report). Verdict criteria are listed below.",
         "",
-        "| experiment | paper's claim | our result | verdict | command | wall time | figures |",
-        "|---|---|---|---|---|---|---|",
+        "| experiment | paper's claim | our result | regime | verdict | command | wall time "
+        "| figures |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         directory = row["directory"].resolve()
@@ -139,10 +153,10 @@ def write_results_page(results_dir: str | Path, out: str | Path) -> Path:
             name += f" ([notes]({_link(notes, page_dir)}))"
         figures = ", ".join(f"[{f.name}]({_link(f.resolve(), page_dir)})" for f in row["figures"])
         command = f"`{row['command']}`" if row["command"] else "–"
-        cells = [name, row["claim"], row["measured"],
-                 f"**{row['verdict']}**", command, row["wall"], figures or "–"]  # fmt: skip
+        cells = [name, row["claim"], row["measured"], row["regime"],
+                 _verdict_cell(row), command, row["wall"], figures or "–"]  # fmt: skip
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    lines += ["", "## Verdict criteria", ""]
+    lines += ["", "## Verdicts", "", VOCABULARY, "", "## Criteria of the findings", ""]
     for kind in sorted({row["kind"] for row in rows if row["verdict"] != NOT_RUN}):
         lines.append(f"- {kind}: {CRITERIA.get(kind, 'not judged: no criterion for this kind')}")
     out.parent.mkdir(parents=True, exist_ok=True)
