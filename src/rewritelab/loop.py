@@ -214,7 +214,7 @@ class Loop:
             bar.update()
             done = step + 1 == self.total_steps
             if (step + 1) % self.every == 0 or done:
-                last = self.evaluate(step + 1, window.close(), lr)
+                last = self.evaluate(step + 1, window.close(), lr, last.get("train_tokens", 0))
                 window = _Window(self.device)  # throughput counts training, not evaluation
                 bar.set_postfix(loss=f"{last['train_loss']:.4f}", **_accuracies(last))
             elif self.config.checkpoint_every and (step + 1) % self.config.checkpoint_every == 0:
@@ -259,8 +259,10 @@ class Loop:
         self.optimizer.zero_grad(set_to_none=True)
         return total, real_tokens
 
-    def evaluate(self, step: int, window: dict, lr: float) -> dict:
-        """Measure, log and checkpoint at an evaluation point; return the logged metrics."""
+    def evaluate(self, step: int, window: dict, lr: float, tokens_before: int) -> dict:
+        """Measure, log and checkpoint at an evaluation point; return the logged metrics.
+        `train_tokens` counts the real tokens trained on up to here (after a resume, from the
+        last evaluation point before it)."""
         self.check_finite(window["train_loss"], step)
         self.trainee.model.eval()
         with torch.no_grad(), self.precision():
@@ -274,6 +276,7 @@ class Loop:
             **measured,
             "tokens_per_s": window["tokens_per_s"],
             "steps_per_s": window["steps_per_s"],
+            "train_tokens": tokens_before + window["tokens"],
             "elapsed_s": self.run_dir.elapsed_s(),
         }
         self.run_dir.log(metrics)
@@ -311,6 +314,7 @@ class _Window:
         elapsed = time.perf_counter() - self.started
         return {
             "train_loss": self.mean_loss(),
+            "tokens": self.tokens,
             "tokens_per_s": self.tokens / elapsed,
             "steps_per_s": self.steps / elapsed,
         }
