@@ -137,3 +137,41 @@ def test_format_1_directories_still_load(tmp_path):
 def test_a_plain_hugging_face_tokenizer_is_not_ours(tmp_path):
     Tokenizer("abc").to_hugging_face().save_pretrained(tmp_path)
     assert not is_char_tokenizer_dir(tmp_path)
+
+
+def test_the_cpu_recipe_options_round_trip_through_hugging_face(tmp_path):
+    """A model trained with the options E1's cpu preset adopts (an untied head, PyTorch's own
+    initialisation, AdamW's beta2 = 0.999, plain batches) opens in AutoModelForCausalLM with
+    the same logits, AutoTokenizer encodes its prompts as ours, and pipeline writes the answers
+    our predictions give."""
+    from tiny_run import TINY_MODEL, make_data, tiny_config
+    from transformers import AutoModelForCausalLM
+
+    from rewritelab.train import train
+
+    data = make_data(tmp_path / "data")
+    model_settings = {**TINY_MODEL, "tie_embeddings": False, "init": "pytorch"}
+    config = tiny_config(model=model_settings, adam_beta2=0.999, weight_decay=0.0,
+                         bucket_batches=1, eval_every=200)  # fmt: skip
+    train(config, data, tmp_path / "run", progress=False)
+    saved = tmp_path / "run" / "model"
+    assert json.loads((saved / "config.json").read_text())["tie_word_embeddings"] is False
+    ours, tokenizer = load_model(saved)
+    assert not torch.equal(ours.lm_head.weight, ours.transformer.wte.weight)
+    hf = AutoModelForCausalLM.from_pretrained(saved, use_safetensors=True).eval()
+    hf_tokenizer = AutoTokenizer.from_pretrained(saved)
+    generator = pipeline("text-generation", model=str(saved), device="cpu")
+    records = list(itertools.islice(read_records(data / "seen_test.jsonl"), 6))
+    correct = 0
+    for record in records:
+        x, y, z = record["x"], record["y"], record["z"]
+        prompt = tokenizer.encode_prompt(x, y, z)
+        assert hf_tokenizer(prompt_text(x, y, z))["input_ids"] == prompt
+        with torch.no_grad():
+            ids = torch.tensor([prompt])
+            torch.testing.assert_close(hf(ids).logits, ours(ids), rtol=0, atol=1e-5)
+        answer, _ = predict(tmp_path / "run", f"{x} -> {y}", z, device="cpu")
+        correct += answer == record["output"]
+        result = generator(prompt_text(x, y, z), do_sample=False, max_new_tokens=12)
+        assert result[0]["generated_text"] == prompt_text(x, y, z) + answer
+    assert correct >= 4  # trained: the answers compared are real ones

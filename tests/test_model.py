@@ -215,3 +215,20 @@ def test_bf16_precision_on_a_cpu_avoids_the_flash_kernel_and_stays_near_fp32():
         assert bf16.dtype == torch.float32  # the loss itself is reduced in fp32
         assert bf16.item() != fp32.item()  # bf16 did compute
         assert abs(bf16.item() - fp32.item()) < 0.05 * fp32.item(), name
+
+
+def test_pytorch_init_and_untied_head_are_seeded_and_refused_when_misspelt():
+    tokenizer = Tokenizer("abc")
+    config = ModelConfig(layers=2, heads=2, width=32, context=24, tie_embeddings=False,
+                         init="pytorch")  # fmt: skip
+    first, again = (build_model(config, tokenizer, 5) for _ in range(2))
+    for a, b in zip(first.parameters(), again.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # PyTorch's own draws: embeddings N(0, 1), not GPT-2's N(0, 0.02)
+    assert 0.8 < first.transformer.wte.weight.std().item() < 1.2
+    assert first.lm_head.weight is not first.transformer.wte.weight
+    assert build_model(SMALL, tokenizer, 5).transformer.wte.weight.std().item() < 0.03
+    with pytest.raises(RewritelabError, match="model.init must be one of gpt2, pytorch"):
+        ModelConfig(init="xavier").validate()
+    with pytest.raises(RewritelabError, match="model.tie_embeddings must be true or false"):
+        ModelConfig(tie_embeddings="no").validate()

@@ -56,6 +56,7 @@ class LoopConfig:
     learning_rate: float = 1e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
+    adam_beta2: float = 0.95  # AdamW's second-moment decay (nanoGPT's 0.95; PyTorch's 0.999)
     grad_clip: float = 1.0
     eval_every: int = 0  # steps between evaluations; 0 = the run's default (see each path)
     checkpoint_every: int = 0  # steps between extra checkpoints; 0 = at evaluations only
@@ -81,6 +82,8 @@ class LoopConfig:
         for name in ("weight_decay", "grad_clip"):
             if not getattr(self, name) >= 0:
                 raise RewritelabError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.adam_beta2 < 1:
+            raise RewritelabError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2!r}")
         parse_device(self.device)
         return self
 
@@ -120,7 +123,11 @@ def make_optimizer(model: torch.nn.Module, config: LoopConfig) -> torch.optim.Ad
     ]
     cuda = trainable[0].device.type == "cuda"
     return torch.optim.AdamW(
-        groups, lr=config.learning_rate, betas=(0.9, 0.95), fused=cuda, foreach=not cuda
+        groups,
+        lr=config.learning_rate,
+        betas=(0.9, config.adam_beta2),
+        fused=cuda,
+        foreach=not cuda,
     )
 
 

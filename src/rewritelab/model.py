@@ -61,6 +61,8 @@ class ModelConfig:
     context: int = 256
     dropout: float = 0.0
     vocab_size: int = 0
+    tie_embeddings: bool = True  # the output head shares the token embedding (GPT-2's)
+    init: str = "gpt2"  # or "pytorch" (see INITS)
 
     def validate(self) -> ModelConfig:
         for name in ("layers", "heads", "width", "context"):
@@ -76,12 +78,27 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise RewritelabError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise RewritelabError(
+                f"model.tie_embeddings must be true or false, got {self.tie_embeddings!r}"
+            )
+        if self.init not in INITS:
+            raise RewritelabError(
+                f"model.init must be one of {', '.join(INITS)}, got {self.init!r}"
+            )
         return self
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+# How fresh weights are drawn. "gpt2": every matrix and embedding N(0, 0.02), the residual
+# projections scaled by 1/sqrt(2 * layers), biases 0 (GPT-2's, and Hugging Face's). "pytorch":
+# each module's own `reset_parameters` (embeddings N(0, 1), linear layers uniform in
+# +-1/sqrt(fan_in)), as models built from `torch.nn` layers start; with it, an untied head
+# learns the multi-letter rules of the mastery ladder several times faster on a CPU
+# (benchmarks/results/mastery.md).
+INITS = ("gpt2", "pytorch")
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B, H, T, D)
 
 
@@ -169,11 +186,16 @@ class GPT(nn.Module):
         self.bos_id, self.eos_id = bos_id, eos_id
         self.transformer = Transformer(config, self.vocab_size)
         self.lm_head = nn.Linear(config.width, self.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
+        if config.tie_embeddings:
+            self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
+        if config.init == "gpt2":  # else the modules' own initialisation, drawn as built
+            self._init_gpt2(config.layers)
+
+    def _init_gpt2(self, layers: int) -> None:
         self.apply(self._init_weights)
         for name, parameter in self.named_parameters():  # GPT-2's scaled residual projections
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(parameter, std=0.02 / math.sqrt(2 * config.layers))
+                nn.init.normal_(parameter, std=0.02 / math.sqrt(2 * layers))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -272,7 +294,7 @@ def hf_config(config: ModelConfig, vocab_size: int, bos_id: int, eos_id: int) ->
         "layer_norm_epsilon": 1e-5,
         "initializer_range": 0.02,
         "scale_attn_weights": True,
-        "tie_word_embeddings": True,
+        "tie_word_embeddings": config.tie_embeddings,
         "bos_token_id": bos_id,
         "eos_token_id": eos_id,
         "use_cache": True,
@@ -280,10 +302,11 @@ def hf_config(config: ModelConfig, vocab_size: int, bos_id: int, eos_id: int) ->
 
 
 def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
-    """Weights under GPT-2's names and layouts (Conv1D matrices transposed; head tied)."""
+    """Weights under GPT-2's names and layouts (Conv1D matrices transposed; a tied head is
+    stored once, as the token embedding)."""
     state = {}
     for name, tensor in model.state_dict().items():
-        if name == "lm_head.weight":
+        if name == "lm_head.weight" and model.config.tie_embeddings:
             continue
         if name.endswith(CONV1D_WEIGHTS):
             tensor = tensor.t()
@@ -361,6 +384,7 @@ def model_config_of(hf: dict) -> ModelConfig:
             hf["n_positions"],
             hf["resid_pdrop"],
             hf["vocab_size"],
+            hf.get("tie_word_embeddings", True),
         ).validate()
     except (KeyError, TypeError) as error:
         raise RewritelabError(f"not a GPT-2 config: {error!r} is missing") from None
@@ -428,7 +452,7 @@ def _load_hf_state(model: GPT, state: dict[str, torch.Tensor], where: Path) -> N
                 f"expected {tuple(expected[name].shape)}"
             )
         ours[name] = tensor.t() if name.endswith(CONV1D_WEIGHTS) else tensor
-    model.load_state_dict(ours, strict=False)  # lm_head.weight is wte.weight
+    model.load_state_dict(ours, strict=not model.config.tie_embeddings)  # tied: wte's
 
 
 class GPTTrainee:
