@@ -248,7 +248,30 @@ def table(records: list[dict]) -> str:
         )
     lines += ["", "Not measured (the trainer has no such option):", ""]
     lines += [f"- {name}: {why}" for name, why in NOT_MEASURED.items()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + calibration_lines()) + "\n"
+
+
+def calibration_lines() -> list[str]:
+    """The calibration runs that chose BASE (mastery_calibration.json), one row each."""
+    path = RESULTS / "mastery_calibration.json"
+    if not path.exists():
+        return []
+    calibration = json.loads(path.read_text())
+    lines = ["", "## Calibration (rung b at I = 512, one seed each)", "", calibration["what"], "",
+             "| run | recipe | examples × epochs | seen after 4 epochs of 12k (same tokens) "
+             "| last evaluation: epoch, train / seen / unseen | wall |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for run in calibration["runs"]:
+        per_epoch = 4 if run["examples_x_epochs"].startswith("48k") else 1
+        at_four = next((p["seen"] for p in run["curve"] if p["epoch"] * per_epoch >= 4), None)
+        last = run["curve"][-1]
+        lines.append(
+            f"| {run['run']} | {run['recipe']} | {run['examples_x_epochs']} "
+            f"| {'–' if at_four is None else at_four} "
+            f"| {last['epoch']:g}: {last['train_accuracy']} / {last['seen']} / {last['unseen']} "
+            f"| {last['elapsed_s']} s |"
+        )
+    return lines + ["", f"How: {calibration['how']}", "", f"Machine: {calibration['machine']}."]
 
 
 def main() -> None:

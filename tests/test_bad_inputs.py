@@ -129,6 +129,7 @@ def world(tmp_path_factory) -> dict[str, str]:
         "exp_traversal": TINY_EXPERIMENT.replace('name = "tiny"', 'name = "../../x"'),
         "exp_space": TINY_EXPERIMENT.replace('name = "tiny"', 'name = "a b"'),
         "exp_seeds": TINY_EXPERIMENT.replace("seeds = 1", "seeds = -1"),
+        "exp_repeated_seeds": TINY_EXPERIMENT.replace("seeds = 1", "seeds = [1, 1]"),
         "exp_empty_grid": TINY_EXPERIMENT + '[grid]\n"dataset.train.instructions" = []\n',
         "exp_bad_factor": TINY_EXPERIMENT + '[grid]\n"model.layers" = [1]\n',
         "exp_unknown": "nonsense = 1\n" + TINY_EXPERIMENT,
@@ -264,6 +265,8 @@ INSPECT = [
 
 TRAIN = ["train", "--quiet", "--max-steps", "2"]
 TRAIN_CASES = [
+    _case("train-threads-beyond-the-machine", *TRAIN, "--data", "{data}", "--out", "{tmp}/r",
+          "--threads", "100000"),  # fmt: skip
     _case("train-missing-data", *TRAIN, "--data", "{root}/nope", "--out", "{tmp}/r"),
     _case("train-data-not-dataset", *TRAIN, "--data", "{precious}", "--out", "{tmp}/r"),
     _case("train-data-nonutf8-manifest", *TRAIN, "--data", "{badmanifest}", "--out", "{tmp}/r"),
@@ -432,6 +435,7 @@ for command in ("sweep", "reproduce"):
         _case(f"{command}-future-db", *run, "{exp_ok}", "--db", "{future_schema}"),
         _case(f"{command}-unknown-preset", *run, "{exp_ok}", "--preset", "gpu"),
         _case(f"{command}-negative-seeds", *run, "{exp_seeds}"),
+        _case(f"{command}-repeated-seeds", *run, "{exp_repeated_seeds}"),
         _case(f"{command}-empty-grid", *run, "{exp_empty_grid}"),
         _case(f"{command}-bad-factor", *run, "{exp_bad_factor}"),
         _case(f"{command}-unknown-key", *run, "{exp_unknown}"),
@@ -537,3 +541,16 @@ def test_debug_flag_shows_the_traceback(world, capsys):
     assert "damaged" in str(raised.value)
     assert main(["inspect", world["truncated"]]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`rewritelab apply ... | head -c 10`: the reader leaves before the output (100 kB, more
+    than a pipe holds) is written; the command stops quietly, as `cat` would."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    command = [sys.executable, "-m", "rewritelab.cli", "apply", "a -> b", "c" * 100_000]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = process.stdout.read(10)
+    process.stdout.close()  # the reader goes away
+    stderr = process.stderr.read().decode()
+    assert first == b"c" * 10 and process.wait() == 141
+    assert stderr == ""

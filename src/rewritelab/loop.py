@@ -42,6 +42,7 @@ from rewritelab.runs import (
     pick_device,
     precision,
     provenance,
+    usable_cores,
 )
 from rewritelab.seeds import seed_of
 
@@ -73,6 +74,11 @@ class LoopConfig:
         for name in ("seed", "warmup_steps", "eval_every", "checkpoint_every", "threads"):
             _check_int(name, getattr(self, name), minimum=0)
         _check_int("log_every", self.log_every, minimum=1)
+        if self.threads > usable_cores():
+            raise RewritelabError(
+                f"threads must be at most this machine's {usable_cores()} usable cores "
+                f"(0 = one share of them per process), got {self.threads}"
+            )
         if not 0 <= self.stop_at_train_accuracy <= 1:
             raise RewritelabError(
                 f"stop_at_train_accuracy must be in [0, 1], got {self.stop_at_train_accuracy!r}"

@@ -191,9 +191,16 @@ def deep_merge(base: dict, update: dict) -> dict:
 def _seed_list(seeds: Any) -> list[int]:
     if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
         return list(range(seeds))
-    if isinstance(seeds, list) and seeds and all(isinstance(s, int) and s >= 0 for s in seeds):
+    if isinstance(seeds, list) and seeds and all(_is_seed(s) for s in seeds):
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise RewritelabError(f"seeds must be distinct, got {seeds!r} ({repeated[0]} twice)")
         return list(seeds)
     raise RewritelabError(f"seeds must be a count >= 1 or a list of seeds >= 0, got {seeds!r}")
+
+
+def _is_seed(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _redraw_count(value: Any, path: str | Path) -> int:
