@@ -92,3 +92,70 @@ def test_train_killed_at_random_moments_resumes_to_the_same_run(straight, tmp_pa
         process.wait()
     _finish(data, out)
     _same_run(reference, out)
+
+
+def _killed_at_first_checkpoint(data: Path, out: Path) -> None:
+    """A run killed just after its first checkpoint (step 4) was published and pointed to."""
+    process = _train(data, out, env={"REWRITELAB_PAUSE_AT": "latest-updated"})
+    assert process.stderr.readline().strip() == "paused at latest-updated"
+    process.kill()
+    process.wait()
+
+
+def test_a_kill_while_resume_trims_the_log_loses_no_history(straight, tmp_path):
+    """Resume drops log lines from beyond its checkpoint; killed while it does, the log still
+    holds every line (the trimmed log replaces it in one rename), and the run completes."""
+    data, reference = straight
+    out = tmp_path / "run"
+    _killed_at_first_checkpoint(data, out)
+    log = out / "metrics.jsonl"
+    history = log.read_text()
+    orphan = {**json.loads(history.splitlines()[-1]), "step": 6}  # logged, never checkpointed
+    log.write_text(history + json.dumps(orphan) + "\n")
+    process = _train(data, out, "--resume", env={"REWRITELAB_PAUSE_AT": "metrics-rewritten"})
+    assert process.stderr.readline().strip() == "paused at metrics-rewritten"
+    process.kill()
+    process.wait()
+    assert log.read_text().startswith(history)  # nothing of the history lost
+    _finish(data, out)
+    _same_run(reference, out)
+
+
+def test_a_log_cut_mid_line_is_resumed_with_a_warning(straight, tmp_path):
+    data, reference = straight
+    out = tmp_path / "run"
+    _killed_at_first_checkpoint(data, out)
+    with open(out / "metrics.jsonl", "a") as log:
+        log.write('{"step": 8, "epo')  # power lost mid-write
+    process = _train(data, out, "--resume")
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    assert "ignoring its last line, cut short" in process.stderr.read()
+    _same_run(reference, out)
+
+
+@pytest.mark.parametrize("damage", ["outside", "absolute", "step-mismatch", "negative", "beyond"])
+def test_resume_refuses_a_checkpoint_pointer_or_state_it_cannot_trust(tmp_path, damage):
+    data = make_data(tmp_path / "data")
+    out = tmp_path / "run"
+    _killed_at_first_checkpoint(data, out)
+    checkpoints = out / "checkpoints"
+    (tmp_path / "elsewhere").mkdir()
+    if damage == "outside":
+        (checkpoints / "latest").write_text("../../elsewhere\n")
+    elif damage == "absolute":
+        (checkpoints / "latest").write_text(f"{tmp_path / 'elsewhere'}\n")
+    elif damage == "step-mismatch":
+        (checkpoints / "step-00000004" / "trainer_state.json").write_text('{"step": 20}\n')
+    elif damage == "negative":
+        (checkpoints / "step-00000004" / "trainer_state.json").write_text('{"step": -4}\n')
+    else:  # a checkpoint past the run's 24 steps would publish early weights as final
+        (checkpoints / "step-00000004").rename(checkpoints / "step-00000999")
+        (checkpoints / "step-00000999" / "trainer_state.json").write_text('{"step": 999}\n')
+        (checkpoints / "latest").write_text("step-00000999\n")
+    before = sorted(p.name for p in out.rglob("*"))
+    process = _train(data, out, "--resume")
+    assert process.wait(timeout=120) == 2
+    lines = process.stderr.read().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rewritelab: error: "), lines
+    assert sorted(p.name for p in out.rglob("*")) == before  # nothing written
+    assert not (out / "model").exists()

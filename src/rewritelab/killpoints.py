@@ -4,8 +4,8 @@ When the environment variable REWRITELAB_PAUSE_AT names a moment, the process pr
 `paused at MOMENT` on stderr and sleeps (REWRITELAB_PAUSE_S seconds, default 60) when it gets
 there. Unset, `pause_at` does nothing. Moments: `written`, `swapping`, `half-swapped`,
 `swapped` (a dataset replacing another, `rewritelab.datasets`); `run-creating`,
-`checkpoint-written`, `checkpoint-published`, `latest-updated` (a training run,
-`rewritelab.runs`).
+`checkpoint-written`, `checkpoint-published`, `latest-updated`, `metrics-rewritten` (a
+training run, `rewritelab.runs`).
 """
 
 from __future__ import annotations

@@ -204,6 +204,11 @@ class Loop:
     def resume(self) -> int:
         """Restore the latest checkpoint's weights and optimizer state; return its step."""
         checkpoint, step = self.run_dir.latest_checkpoint()
+        if step > self.total_steps:
+            raise RewritelabError(
+                f"{checkpoint} is at step {step}, beyond this run's {self.total_steps} steps: "
+                "not a checkpoint of this config"
+            )
         if checkpoint is not None:
             self.trainee.load(checkpoint)
             self.optimizer.load_state_dict(

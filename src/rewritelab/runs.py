@@ -21,6 +21,7 @@ import ctypes
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -43,6 +44,7 @@ RUN_CONFIG = "run_config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
+CHECKPOINT_NAME = re.compile(r"step-\d{8}")
 OPTIMIZER = "optimizer.pt"
 STATE = "trainer_state.json"
 # Settings a resumed run may change: they do not change what is computed (threads may change
@@ -286,15 +288,31 @@ class RunDirectory:
                 shutil.rmtree(old)
 
     def latest_checkpoint(self) -> tuple[Path | None, int]:
-        """The newest complete checkpoint directory and its step; (None, 0) if none."""
+        """The newest complete checkpoint directory and its step; (None, 0) if none. The
+        `latest` pointer must name a checkpoint of this run (`step-NNNNNNNN`, nothing outside
+        checkpoints/), and its trainer state must give the step its name says."""
         latest = self.path / CHECKPOINTS / LATEST
         if not latest.is_file():
             return None, 0
-        directory = self.path / CHECKPOINTS / latest.read_text(encoding="utf-8").strip()
+        try:
+            name = latest.read_text(encoding="utf-8").strip()
+        except (OSError, ValueError) as error:
+            raise RewritelabError(f"unreadable checkpoint pointer {latest}: {error}") from None
+        directory = self.path / CHECKPOINTS / name
+        if not CHECKPOINT_NAME.fullmatch(name) or not directory.is_dir() or directory.is_symlink():
+            raise RewritelabError(
+                f"{latest} names {name[:80]!r}, not a checkpoint of this run "
+                "(checkpoints/step-NNNNNNNN)"
+            )
         try:
             step = json.loads((directory / STATE).read_text(encoding="utf-8"))["step"]
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise RewritelabError(f"corrupt checkpoint {directory}: {error}") from None
+        if not isinstance(step, int) or isinstance(step, bool) or step != int(name[5:]):
+            raise RewritelabError(
+                f"corrupt checkpoint {directory}: its trainer state gives step {step!r}, its "
+                f"name step {int(name[5:])}"
+            )
         return directory, step
 
     def load_optimizer_state(self, checkpoint: Path, device: torch.device) -> dict:
@@ -328,10 +346,16 @@ class RunDirectory:
     # ------------------------------------------------------------ logs
 
     def open_logs(self, start_step: int) -> None:
-        """Drop log lines from beyond the resumed step, open TensorBoard if installed."""
+        """Drop log lines from beyond the resumed step (the log is replaced in one rename, so a
+        kill leaves the old log or the new one, never a cut one), open TensorBoard."""
         path = self.path / METRICS
-        kept = [line for line in _read_lines(path) if json.loads(line)["step"] <= start_step]
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        lines = _read_lines(path)
+        kept = [line for line in lines if json.loads(line)["step"] <= start_step]
+        if path.exists() and (len(kept) < len(lines) or not _ends_with_newline(path)):
+            partial = path.with_name(f".{METRICS}.partial")
+            partial.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            pause_at("metrics-rewritten")
+            os.replace(partial, path)
         if "tensorboard" not in sys.modules and not _tensorboard_installed():
             return
         from torch.utils.tensorboard import SummaryWriter
@@ -367,6 +391,32 @@ def _tensorboard_installed() -> bool:
 
 
 def _read_lines(path: Path) -> list[str]:
+    """The complete JSON lines of a metrics log. A last line cut mid-write (power loss: no
+    newline, not JSON) is left out with a warning; damage anywhere else is an error."""
     if not path.is_file():
         return []
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = path.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines and not text.endswith("\n") and not _is_json(lines[-1]):
+        print(f"warning: {path}: ignoring its last line, cut short", file=sys.stderr)
+        lines = lines[:-1]
+    for line in lines:
+        if not _is_json(line):
+            raise RewritelabError(f"{path} is damaged: a line is not JSON ({line[:60]!r})")
+    return lines
+
+
+def _is_json(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
