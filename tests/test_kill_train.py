@@ -159,3 +159,37 @@ def test_resume_refuses_a_checkpoint_pointer_or_state_it_cannot_trust(tmp_path, 
     assert len(lines) == 1 and lines[0].startswith("rewritelab: error: "), lines
     assert sorted(p.name for p in out.rglob("*")) == before  # nothing written
     assert not (out / "model").exists()
+
+
+def test_two_resumes_of_one_run_never_run_together(straight, tmp_path):
+    """While one `train --resume` holds the run, a second is refused in one line; once the
+    first is killed its lock dies with it, and a resume finishes the run as if never stopped."""
+    data, reference = straight
+    out = tmp_path / "run"
+    _killed_at_first_checkpoint(data, out)
+    first = _train(data, out, "--resume", env={"REWRITELAB_PAUSE_AT": "checkpoint-written"})
+    assert first.stderr.readline().strip() == "paused at checkpoint-written"
+    second = _train(data, out, "--resume")
+    assert second.wait(timeout=120) == 2
+    (line,) = second.stderr.read().strip().splitlines()
+    assert "is in use by another process" in line
+    first.kill()
+    first.wait()
+    _finish(data, out)  # no stale lock to clear
+    _same_run(reference, out)
+
+
+def test_generate_force_refuses_a_dataset_another_process_is_replacing(tmp_path):
+    out = tmp_path / "data"
+    args = [sys.executable, "-m", "rewritelab.cli", "generate", "--out", str(out),
+            "--instructions", "5", "--force"]  # fmt: skip
+    assert subprocess.run(args, env=ENV, capture_output=True).returncode == 0
+    first = subprocess.Popen(args, env={**ENV, "REWRITELAB_PAUSE_AT": "written"},
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert any("paused at written" in line for line in first.stderr)  # after its progress bar
+    second = subprocess.run(args, env=ENV, capture_output=True, text=True)
+    first.kill()
+    first.wait()
+    assert second.returncode == 2 and "is in use by another process" in second.stderr
+    inspect = [sys.executable, "-m", "rewritelab.cli", "inspect", str(out)]
+    assert subprocess.run(inspect, env=ENV, capture_output=True).returncode == 0  # intact

@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from rewritelab.errors import RewritelabError
 from rewritelab.families import FAMILIES, PatternSampler
 from rewritelab.inputs import build_inputs
 from rewritelab.killpoints import pause_at
+from rewritelab.locks import directory_lock
 from rewritelab.near_misses import NearMiss, plan_near_misses
 from rewritelab.rules import rewrite
 from rewritelab.spec import DatasetSpec, SplitSpec
@@ -435,7 +437,8 @@ def generate_dataset(
         from rewritelab.algorithms import write_algorithm_splits as write
     else:
         build, write = build_splits, _write_splits
-    with tqdm(total=4, disable=not progress, unit="stage") as bar:
+    replacing = directory_lock(out_dir, "dataset") if out_dir.is_dir() else nullcontext()
+    with replacing, tqdm(total=4, disable=not progress, unit="stage") as bar:
         splits = build(spec, bar)
         bar.set_description("writing")
         staging = _staging_path(out_dir, "partial", os.getpid())

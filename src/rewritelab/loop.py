@@ -375,18 +375,19 @@ def train_run(
         run.create(
             config, trainee.data_identity(), {**trainee.facts(), **provenance(device, threads)}
         )
-    if on_start is not None:
-        on_start(trainee, run.path)
-    loop = Loop(trainee, config, run, trainee.total_steps)
-    start = loop.resume() if resume else 0
-    if resume:
-        _report_thread_change(run, threads)
-        last = run.last_metrics() or {}
-        if run.finished(trainee.final_dir) and (
-            start >= trainee.total_steps or loop.mastered(last)
-        ):
-            return last
-    return loop.run(start, progress)
+    with run.locked():
+        if on_start is not None:
+            on_start(trainee, run.path)
+        loop = Loop(trainee, config, run, trainee.total_steps)
+        start = loop.resume() if resume else 0
+        if resume:
+            _report_thread_change(run, threads)
+            last = run.last_metrics() or {}
+            if run.finished(trainee.final_dir) and (
+                start >= trainee.total_steps or loop.mastered(last)
+            ):
+                return last
+        return loop.run(start, progress)
 
 
 def _report_thread_change(run: RunDirectory, threads: int) -> None:

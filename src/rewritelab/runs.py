@@ -37,6 +37,7 @@ from rewritelab import __version__
 from rewritelab.config import flatten
 from rewritelab.errors import RewritelabError
 from rewritelab.killpoints import pause_at
+from rewritelab.locks import directory_lock
 from rewritelab.provenance import git_hash
 from rewritelab.seeds import SEED_STREAMS, seed_of
 
@@ -212,6 +213,15 @@ class RunDirectory:
         self.path = Path(path)
         self.started = time.perf_counter()
         self.writer = None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the run directory, so that a second `train --resume` of
+        the same run is refused instead of corrupting it. The lock is the kernel's (`flock` on
+        the directory itself): it writes no file and dies with its holder, so a killed run
+        never leaves a stale lock behind."""
+        with directory_lock(self.path, "run"):
+            yield
 
     def refuse_existing(self) -> None:
         if self.path.exists():
