@@ -101,6 +101,9 @@ def world(tmp_path_factory) -> dict[str, str]:
     paths["evilmodel"] = _copy(run, root / "evilmodel")
     (paths["evilmodel"] / "model" / "model.safetensors").write_bytes(pickle.dumps(Evil()))
     paths["emptyrun"] = (root / "emptyrun").mkdir() or root / "emptyrun"
+    paths["picklebase"] = _copy(run / "model", root / "picklebase")  # weights as a pickle only
+    (paths["picklebase"] / "model.safetensors").unlink()
+    (paths["picklebase"] / "pytorch_model.bin").write_bytes(pickle.dumps(Evil()))
     paths["evilrun"] = _copy(run, root / "evilrun")
     for optimizer in paths["evilrun"].rglob("optimizer.pt"):
         optimizer.write_bytes(pickle.dumps(Evil()))
@@ -352,6 +355,8 @@ FINETUNE = [
     _case("finetune-missing-base", *FT, "--base", "{root}/nope", "--data", "{data}", "--out",
           "{tmp}/f"),  # fmt: skip
     _case("finetune-remote-code-base", *FT, "--base", "{auto_map_base}", "--data", "{data}",
+          "--out", "{tmp}/f"),  # fmt: skip
+    _case("finetune-pickle-only-base", *FT, "--base", "{picklebase}", "--data", "{data}",
           "--out", "{tmp}/f"),  # fmt: skip
     _case("finetune-data-as-base", *FT, "--base", "{data}", "--data", "{data}", "--out",
           "{tmp}/f"),  # fmt: skip

@@ -69,8 +69,10 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
                 torch.manual_seed(seed_of(config.seed, "model_init"))
                 model = AutoModelForCausalLM.from_config(model_config)
         else:
+            if local:
+                _refuse_pickle_only(directory)
             model = AutoModelForCausalLM.from_pretrained(
-                str(base), **hub, **_load_options(config, device)
+                str(base), **hub, use_safetensors=True, **_load_options(config, device)
             )
     except (OSError, ValueError, KeyError) as error:
         where = "no such directory, and " if not local else ""
@@ -81,6 +83,17 @@ def load_base(base: str | Path, config: FinetuneConfig, device: torch.device):
         model = model.to(device)
     _check_vocabulary(model, codec, str(base))
     return model, codec
+
+
+def _refuse_pickle_only(directory: Path) -> None:
+    """Weights are read from safetensors only: a pickle (`pytorch_model.bin`) can run code."""
+    if not list(directory.glob("*.safetensors")) and list(directory.glob("*.bin")):
+        raise RewritelabError(
+            f"refusing base model {directory}: its weights are a pickle (*.bin), which "
+            "rewritelab never loads; convert it once, where you trust the file, with "
+            "AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(DIR, "
+            "safe_serialization=True)"
+        )
 
 
 def _load_options(config: FinetuneConfig, device: torch.device) -> dict:
