@@ -80,6 +80,8 @@ def world(tmp_path_factory) -> dict[str, str]:
     paths = {"root": root, "data": data, "run": run}
     paths["precious"] = _write(root / "precious" / "thesis.tex", "x").parent
     paths["afile"] = _write(root / "afile.txt", "just a file\n")
+    paths["alink"] = root / "alink.jsonl"  # a symlink to a file that must not be written through
+    paths["alink"].symlink_to(paths["afile"])
     truncated = _copy(data, root / "truncated")
     text = (truncated / "train.jsonl").read_bytes()
     (truncated / "train.jsonl").write_bytes(text[: len(text) // 2 + 7])
@@ -330,6 +332,14 @@ EVALUATE = [
           "--predictions", "{tmp}/no/such/dir/p.jsonl"),  # fmt: skip
     _case("evaluate-predictions-is-dir", "evaluate", "{run}", "--data", "{data}",
           "--predictions", "{tmp}"),  # fmt: skip
+    _case("evaluate-predictions-over-its-own-test-split", "evaluate", "{run}", "--data",
+          "{data}", "--predictions", "{data}/test.jsonl", "--force"),  # fmt: skip
+    _case("evaluate-predictions-into-the-run", "evaluate", "{run}", "--data", "{data}",
+          "--predictions", "{run}/p.jsonl"),  # fmt: skip
+    _case("evaluate-predictions-exists", "evaluate", "{run}", "--data", "{data}",
+          "--predictions", "{afile}"),  # fmt: skip
+    _case("evaluate-predictions-symlink", "evaluate", "{run}", "--data", "{data}",
+          "--predictions", "{alink}", "--force"),  # fmt: skip
     _case("evaluate-bad-device", "evaluate", "{run}", "--data", "{data}", "--device", "tpu9"),
     _case("evaluate-nonutf8-model", "evaluate", "{badmodel}", "--data", "{data}"),
     _case("evaluate-evil-model", "evaluate", "{evilmodel}", "--data", "{data}"),

@@ -220,3 +220,18 @@ def test_bad_runs_and_paths_are_refused(trained, tmp_path):
         evaluate_run(run, data, path="beam")
     with pytest.raises(RewritelabError, match="split"):
         evaluate_run(run, data, split="validation")
+
+
+def test_predictions_replace_a_file_only_with_force_and_appear_whole(trained, tmp_path, capsys):
+    from rewritelab.cli import main
+
+    data, run, _ = trained
+    out = tmp_path / "p.jsonl"
+    out.write_text("an earlier file\n")
+    args = ["evaluate", str(run), "--data", str(data), "--split", "seen_test", "--predictions",
+            str(out)]  # fmt: skip
+    assert main(args) == 2 and out.read_text() == "an earlier file\n"
+    assert "exists (use --force to replace it)" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert len(out.read_text().splitlines()) == 100
+    assert [p.name for p in tmp_path.iterdir()] == ["p.jsonl"]  # no partial file left

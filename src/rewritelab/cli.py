@@ -156,21 +156,34 @@ def print_accuracy(metrics: dict) -> None:
               f"{'-' if final is None else f'{final:.4f}'}")  # fmt: skip
 
 
-def check_predictions_path(path: str | None) -> None:
-    """Refuse, before any work, a predictions file that could not be written."""
+def check_predictions_path(path: str | None, inputs: list[str], force: bool) -> None:
+    """Refuse, before any work, a predictions file that could not be written, one that would
+    write through a symlink or into the run or dataset evaluated, and an existing file
+    without --force."""
     if path is None:
         return
     target = Path(path)
+    if target.is_symlink():
+        raise RewritelabError(f"--predictions {path} is a symlink: never written through")
     if target.is_dir():
         raise RewritelabError(f"--predictions {path} is a directory")
     if not target.parent.is_dir():
         raise RewritelabError(f"--predictions {path}: no directory {target.parent}")
+    where = target.resolve()
+    for source in inputs:
+        if where.is_relative_to(Path(source).resolve()):
+            raise RewritelabError(
+                f"--predictions {path} is inside {source}, which this command reads: "
+                "write it elsewhere"
+            )
+    if target.exists() and not force:
+        raise RewritelabError(f"--predictions {path} exists (use --force to replace it)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rewritelab.evaluate import evaluate_run
 
-    check_predictions_path(args.predictions)
+    check_predictions_path(args.predictions, [args.run, args.data], args.force)
     metrics = evaluate_run(
         args.run, args.data, split=args.split, path=args.path,
         predictions_out=args.predictions, device=args.device, target=getattr(args, "target", None),
@@ -219,6 +232,7 @@ def add_model_commands(commands) -> None:
     )
     evaluate.add_argument("--path", default="auto", choices=["auto", "fast", "generate"])
     evaluate.add_argument("--predictions", help="write one JSON line per example here")
+    evaluate.add_argument("--force", action="store_true", help="replace an existing --predictions")
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -297,6 +311,7 @@ def add_pretrained_commands(commands) -> None:
     evaluate.add_argument("--split", default="test", choices=["train", "seen_test", "test"])
     evaluate.add_argument("--path", default="auto", choices=["auto", "fast", "generate"])
     evaluate.add_argument("--predictions")
+    evaluate.add_argument("--force", action="store_true", help="replace an existing --predictions")
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(handler=cmd_evaluate)  # the same evaluator as `evaluate`
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -504,13 +505,20 @@ def write_predictions(
     answers: list[list[int]] | None,
     codec: Codec,
 ) -> None:
-    """One JSON line per example: its record, the verdict and, if generated, the answer."""
-    with open(out, "w", encoding="utf-8") as handle:
-        for i, record in enumerate(examples.records):
-            line = {**record, "correct": bool(verdicts[i])}
-            if answers is not None:
-                line["prediction"] = answer_text(codec, answers[i])
-            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    """One JSON line per example: its record, the verdict and, if generated, the answer. The
+    file appears whole (written under a temporary name, then renamed) or not at all."""
+    out = Path(out)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            for i, record in enumerate(examples.records):
+                line = {**record, "correct": bool(verdicts[i])}
+                if answers is not None:
+                    line["prediction"] = answer_text(codec, answers[i])
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def model_context(model: torch.nn.Module) -> int | None:
