@@ -235,3 +235,24 @@ def test_predictions_replace_a_file_only_with_force_and_appear_whole(trained, tm
     assert main([*args, "--force"]) == 0
     assert len(out.read_text().splitlines()) == 100
     assert [p.name for p in tmp_path.iterdir()] == ["p.jsonl"]  # no partial file left
+
+
+def test_weights_without_their_digest_are_refused_unless_allowed(trained, tmp_path, capsys):
+    """Stripped of the digest metadata its weights were saved with, a model is not evaluated
+    silently: refused in one line, or loaded with a warning under --allow-unverified."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from rewritelab.cli import main
+
+    data, run, _ = trained
+    model_dir = tmp_path / "model"
+    shutil.copytree(run / "model", model_dir)
+    weights = model_dir / "model.safetensors"
+    save_file(load_file(weights), weights)  # the same tensors, no metadata
+    args = ["evaluate", str(model_dir), "--data", str(data), "--split", "seen_test"]
+    assert main(args) == 2
+    assert "carries no digest to verify" in capsys.readouterr().err
+    assert main([*args, "--allow-unverified"]) == 0
+    assert "is not verified (no digest)" in capsys.readouterr().err

@@ -187,6 +187,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate_run(
         args.run, args.data, split=args.split, path=args.path,
         predictions_out=args.predictions, device=args.device, target=getattr(args, "target", None),
+        allow_unverified=args.allow_unverified,
     )  # fmt: skip
     print_accuracy(metrics)
     return 0
@@ -195,7 +196,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from rewritelab.evaluate import predict
 
-    answer, exact = predict(args.run, args.rule, args.input, device=args.device)
+    answer, exact = predict(
+        args.run, args.rule, args.input, device=args.device,
+        allow_unverified=args.allow_unverified,
+    )  # fmt: skip
     print(f"model: {answer}\nexact: {exact}\n{'correct' if answer == exact else 'wrong'}")
     return 0
 
@@ -234,6 +238,7 @@ def add_model_commands(commands) -> None:
     evaluate.add_argument("--predictions", help="write one JSON line per example here")
     evaluate.add_argument("--force", action="store_true", help="replace an existing --predictions")
     evaluate.add_argument("--device", default="auto")
+    add_unverified_flag(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     predict = commands.add_parser("predict", help="the model's answer next to the exact one")
@@ -241,7 +246,14 @@ def add_model_commands(commands) -> None:
     predict.add_argument("--rule", required=True, help="e.g. 'ab -> c'")
     predict.add_argument("--input", required=True)
     predict.add_argument("--device", default="auto")
+    add_unverified_flag(predict)
     predict.set_defaults(handler=cmd_predict)
+
+
+def add_unverified_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-unverified", action="store_true", help="load weights that carry no digest"
+    )
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -313,6 +325,7 @@ def add_pretrained_commands(commands) -> None:
     evaluate.add_argument("--predictions")
     evaluate.add_argument("--force", action="store_true", help="replace an existing --predictions")
     evaluate.add_argument("--device", default="auto")
+    add_unverified_flag(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)  # the same evaluator as `evaluate`
 
     merge = commands.add_parser("merge", help="fold a LoRA run's adapter into its base model")

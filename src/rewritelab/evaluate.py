@@ -397,15 +397,16 @@ def trace_metrics(
     return summary
 
 
-def load_for_evaluation(run_dir: str | Path, device: str = "auto"):
+def load_for_evaluation(run_dir: str | Path, device: str = "auto", allow_unverified: bool = False):
     """(model, codec, template) of any finished run or model directory: a fine-tuning run
-    (its base plus adapter, or its fully tuned model) or a from-scratch model."""
+    (its base plus adapter, or its fully tuned model) or a from-scratch model (whose weights
+    must carry their digest unless `allow_unverified`)."""
     run_dir = Path(run_dir)
     if (run_dir / RUN_CONFIG).is_file() and "base" in _recorded(run_dir):
         from rewritelab.pretrained import load_finetuned
 
         return load_finetuned(run_dir, device)
-    model, tokenizer = load_model(resolve_model_dir(run_dir), pick_device(device))
+    model, tokenizer = load_model(resolve_model_dir(run_dir), pick_device(device), allow_unverified)
     return model, CharCodec(tokenizer), "native"
 
 
@@ -425,6 +426,7 @@ def evaluate_run(
     batch_size: int = 0,
     device: str = "auto",
     target: str | None = None,
+    allow_unverified: bool = False,
 ) -> dict:
     """Evaluate a finished run (or a model directory) on one split of a dataset.
 
@@ -441,7 +443,7 @@ def evaluate_run(
         )
     if path not in PATHS:
         raise RewritelabError(f"evaluation path must be one of {PATHS}, got {path!r}")
-    model, codec, template = load_for_evaluation(run_dir, device)
+    model, codec, template = load_for_evaluation(run_dir, device, allow_unverified)
     manifest = check_dataset(data_dir, codec.tokenizer if isinstance(codec, CharCodec) else None)
     asked_target, target = target, run_target(run_dir, manifest, codec, target)
     if target is None:
@@ -539,12 +541,16 @@ def check_context(examples: EncodedSplit, context: int | None, where: str) -> No
 
 
 def predict(
-    run_dir: str | Path, rule_text: str, word: str, device: str = "auto"
+    run_dir: str | Path,
+    rule_text: str,
+    word: str,
+    device: str = "auto",
+    allow_unverified: bool = False,
 ) -> tuple[str, str]:
     """A from-scratch model's greedy answer for one rule and input word, next to the exact
     answer."""
     rule = Rule.parse(rule_text)
-    model, tokenizer = load_model(resolve_model_dir(run_dir), pick_device(device))
+    model, tokenizer = load_model(resolve_model_dir(run_dir), pick_device(device), allow_unverified)
     if tokenizer.layout != "rule":
         raise RewritelabError(
             f"predict takes one rule, but {run_dir} was trained on algorithms "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -390,8 +391,12 @@ def model_config_of(hf: dict) -> ModelConfig:
         raise RewritelabError(f"not a GPT-2 config: {error!r} is missing") from None
 
 
-def load_model(directory: str | Path, device: torch.device | str = "cpu") -> tuple[GPT, Tokenizer]:
-    """The model and tokenizer saved by `save_model`, in eval mode on `device`."""
+def load_model(
+    directory: str | Path, device: torch.device | str = "cpu", allow_unverified: bool = False
+) -> tuple[GPT, Tokenizer]:
+    """The model and tokenizer saved by `save_model`, in eval mode on `device`. Weights that
+    carry no digest to check (stripped, or written by another tool) are refused unless
+    `allow_unverified`, and then loaded with a warning."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
@@ -414,15 +419,24 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> tup
             f"{directory}: model vocabulary ({rows}) does not hold its "
             f"tokenizer's ({tokenizer.vocab_size})"
         )
-    _check_digests(metadata, state, tokenizer, directory)
+    _check_digests(metadata, state, tokenizer, directory, allow_unverified)
     model = GPT(model_config_of(hf), tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
     _load_hf_state(model, state, directory)
     return model.to(device).eval(), tokenizer
 
 
-def _check_digests(metadata: dict, state: dict, tokenizer: Tokenizer, where: Path) -> None:
-    """Refuse weights or a tokenizer changed since the model was saved (models saved before
-    digests were recorded have none to check)."""
+def _check_digests(
+    metadata: dict, state: dict, tokenizer: Tokenizer, where: Path, allow_unverified: bool
+) -> None:
+    """Refuse weights or a tokenizer changed since the model was saved, and weights without
+    a digest unless `allow_unverified`."""
+    if "weights_sha256" not in metadata:
+        if not allow_unverified:
+            raise RewritelabError(
+                f"{where}/{WEIGHTS_FILE} carries no digest to verify (stripped, or saved by "
+                "another tool): use --allow-unverified to load it anyway"
+            )
+        print(f"warning: {where}/{WEIGHTS_FILE} is not verified (no digest)", file=sys.stderr)
     if "weights_sha256" in metadata and metadata["weights_sha256"] != weights_digest(state):
         raise RewritelabError(f"{where}/{WEIGHTS_FILE} was changed after it was saved (digest)")
     if "tokenizer_sha256" in metadata and metadata["tokenizer_sha256"] != tokenizer_digest(
