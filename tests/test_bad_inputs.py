@@ -157,14 +157,19 @@ def world(tmp_path_factory) -> dict[str, str]:
     paths["foreign"] = foreign
     paths["empty_results"] = root / "empty.sqlite"
     ResultsDatabase(paths["empty_results"]).close()
-    for key, metrics in {"nan_metrics": '{"unseen_accuracy": "high"}', "bad_json": "{oops"}.items():
+    stored = {
+        "nan_metrics": ("e", '{"unseen_accuracy": "high"}'),
+        "bad_json": ("e", "{oops"),
+        "traversal_name": ("../../escaped", '{"unseen_accuracy": 0.5}'),  # a name made a path
+    }
+    for key, (experiment, metrics) in stored.items():
         path = root / f"{key}.sqlite"
         database = ResultsDatabase(path)
         database.connection.execute(
             "INSERT INTO points (point_id, experiment, preset, seed, factors, dataset_id, config, "
-            "status, metrics, updated) VALUES ('p1', 'e', 'base', 0, '{}', 'd', '{}', 'done', ?, "
+            "status, metrics, updated) VALUES ('p1', ?, 'base', 0, '{}', 'd', '{}', 'done', ?, "
             "'now')",
-            (metrics,),
+            (experiment, metrics),
         )
         database.close()
         paths[key] = path
@@ -476,6 +481,7 @@ REPORT = [
     _case("report-future-schema", "report", "{future_schema}", "--out", "{tmp}/rep"),
     _case("report-no-out", "report", "{empty_results}"),
     _case("report-out-under-file", "report", "{nan_metrics}", "--out", "{afile}/rep"),
+    _case("report-traversal-name", "report", "{traversal_name}", "--out", "{tmp}/rep"),
 ]
 # fmt: on
 

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from rewritelab.algorithms import SPLIT_FILES
+from rewritelab.atomic_files import write_text_atomic
 from rewritelab.batches import (
     EncodedSplit,
     check_dataset,
@@ -468,7 +469,7 @@ def evaluate_run(
         metrics["trace"] = trace_metrics(model, examples, codec.tokenizer, answers, batch_size)
     chosen = f"-{target}" if asked_target else ""  # another target than the run's: own file
     out = metrics_path(Path(run_dir), manifest, split, f"eval-{split}-{path}{chosen}")
-    out.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out, json.dumps(metrics, indent=2) + "\n")
     if predictions_out is not None:
         write_predictions(predictions_out, examples, verdicts, answers, codec)
     return metrics

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rewritelab.atomic_files import write_text_atomic
 from rewritelab.errors import RewritelabError
 from rewritelab.figures import (
     FigureData,
@@ -47,6 +48,7 @@ from rewritelab.regime import (
     vocabulary_verdict,
 )
 from rewritelab.sweep.database import ResultsDatabase
+from rewritelab.sweep.experiment import PLAIN_NAME
 
 METRICS = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
 
@@ -518,14 +520,20 @@ def write_report(database_path: str | Path, out_dir: str | Path, run: dict | Non
     if not rows:
         raise RewritelabError(f"{database_path} holds no results")
     check_rows(rows, database_path)
+    by_experiment: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        for what in ("experiment", "preset"):  # each becomes part of a file name
+            if not isinstance(row[what], str) or not PLAIN_NAME.fullmatch(row[what]):
+                raise RewritelabError(
+                    f"{database_path}: {what} name {str(row[what])[:80]!r} is not a plain "
+                    "identifier (letters, digits, _ and -): refusing to make a path of it"
+                )
+        by_experiment[(row["experiment"], row["preset"])].append(row)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise RewritelabError(f"cannot create report directory {out_dir}: {error}") from None
-    by_experiment: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in rows:
-        by_experiment[(row["experiment"], row["preset"])].append(row)
     created = f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}"
     lines = [
         "# rewritelab results",
@@ -544,7 +552,7 @@ def write_report(database_path: str | Path, out_dir: str | Path, run: dict | Non
         summary["run"] = run
     versions = sorted({json.dumps(r["versions"], sort_keys=True) for r in rows if r["versions"]})
     lines += ["## Run metadata", ""] + [f"- versions: `{v}`" for v in versions]
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     report = out_dir / "report.md"
-    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(report, "\n".join(lines) + "\n")
     return report

@@ -22,6 +22,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from rewritelab.atomic_files import write_text_atomic
 from rewritelab.errors import RewritelabError
 from rewritelab.paper import CRITERIA, claim, experiment_kind, judge
 from rewritelab.regime import VOCABULARY, Regime, regime_line, vocabulary_verdict
@@ -160,5 +161,5 @@ def write_results_page(results_dir: str | Path, out: str | Path) -> Path:
     for kind in sorted({row["kind"] for row in rows if row["verdict"] != NOT_RUN}):
         lines.append(f"- {kind}: {CRITERIA.get(kind, 'not judged: no criterion for this kind')}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(out, "\n".join(lines) + "\n")
     return out

@@ -34,6 +34,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from rewritelab import __version__
+from rewritelab.atomic_files import write_json_atomic, write_text_atomic
 from rewritelab.config import flatten
 from rewritelab.errors import RewritelabError
 from rewritelab.killpoints import pause_at
@@ -189,13 +190,6 @@ def provenance(device: torch.device, threads: int) -> dict:
     }
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temporary file, then rename it over `path`."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(partial, path)
-
-
 def replace_directory(partial: Path, target: Path) -> None:
     """Move the finished directory `partial` to `target`, replacing what was there."""
     if target.exists():
@@ -288,10 +282,7 @@ class RunDirectory:
         pause_at("checkpoint-written")
         self.publish(f"{CHECKPOINTS}/{name}")
         pause_at("checkpoint-published")
-        latest = self.path / CHECKPOINTS / LATEST
-        partial_latest = latest.with_name(f".{LATEST}.partial")
-        partial_latest.write_text(name + "\n", encoding="utf-8")
-        os.replace(partial_latest, latest)
+        write_text_atomic(self.path / CHECKPOINTS / LATEST, name + "\n")
         pause_at("latest-updated")
         for old in (self.path / CHECKPOINTS).glob("step-*"):
             if old.name != name:
