@@ -271,7 +271,9 @@ def calibration_lines() -> list[str]:
             f"| {last['epoch']:g}: {last['train_accuracy']} / {last['seen']} / {last['unseen']} "
             f"| {last['elapsed_s']} s |"
         )
-    return lines + ["", f"How: {calibration['how']}", "", f"Machine: {calibration['machine']}."]
+    lines += ["", f"How: {calibration['how']}", "", f"Machine: {calibration['machine']}."]
+    reading = RESULTS / "mastery_reading.md"  # written by hand from the measurements
+    return lines + (["", reading.read_text().rstrip("\n")] if reading.exists() else [])
 
 
 def main() -> None:
