@@ -82,6 +82,8 @@ def world(tmp_path_factory) -> dict[str, str]:
     paths["afile"] = _write(root / "afile.txt", "just a file\n")
     paths["alink"] = root / "alink.jsonl"  # a symlink to a file that must not be written through
     paths["alink"].symlink_to(paths["afile"])
+    paths["fifo"] = root / "config.toml.fifo"  # reading it would wait for a writer forever
+    os.mkfifo(paths["fifo"])
     truncated = _copy(data, root / "truncated")
     text = (truncated / "train.jsonl").read_bytes()
     (truncated / "train.jsonl").write_bytes(text[: len(text) // 2 + 7])
@@ -223,6 +225,7 @@ MARKOV = [
 GEN = ["generate", "--quiet", "--instructions", "3", "--examples-per-instruction", "2"]
 GENERATE = [
     _case("generate-no-out", "generate", "--instructions", "3"),
+    _case("generate-one-letter-alphabet", *GEN, "--out", "{tmp}/d", "--set", 'alphabet="a"'),
     _case("generate-existing-dataset", *GEN, "--out", "{data}"),
     _case("generate-force-not-dataset", *GEN, "--out", "{precious}", "--force"),
     _case("generate-force-manifest-only", *GEN, "--out", "{manifestonly}", "--force"),
@@ -442,6 +445,9 @@ SWEEP = []
 for command in ("sweep", "reproduce"):
     run = [command, "--quiet", "--workdir", "{tmp}/w"]
     SWEEP += [
+        _case(f"{command}-workdir-is-a-file", command, "--quiet", "--workdir", "{afile}",
+              "{exp_ok}"),  # fmt: skip
+        _case(f"{command}-fifo-as-experiment", *run, "{fifo}"),
         _case(f"{command}-missing-experiment", *run, "{root}/nope.toml"),
         _case(f"{command}-name-traversal", *run, "{exp_traversal}"),
         _case(f"{command}-name-space", *run, "{exp_space}"),

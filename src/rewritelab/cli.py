@@ -365,6 +365,8 @@ def _sweep(args: argparse.Namespace) -> tuple[Path, dict]:
     jobs = default_jobs(experiment) if args.jobs is None else args.jobs
     check_executor(args.executor, jobs)  # before the database exists
     workdir = Path(args.workdir or f"runs/{experiment.name}-{experiment.preset}")
+    if workdir.exists() and not workdir.is_dir():
+        raise RewritelabError(f"--workdir {workdir} exists and is not a directory")
     database_path = Path(args.db) if args.db else workdir / "results.sqlite"
     database = ResultsDatabase(database_path)
     print(f"{experiment.title}: {len(experiment.points())} points -> {database_path}")

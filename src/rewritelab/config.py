@@ -25,6 +25,8 @@ Config = TypeVar("Config")
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Parse a TOML or YAML config file into a dict, with a one-line error if unreadable."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO or a device would block, or never end
+        raise RewritelabError(f"cannot read config {path}: not a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:

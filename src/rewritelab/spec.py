@@ -352,6 +352,12 @@ class DatasetSpec:
             self.train.validate_algorithms("train", self.alphabet)
             self.test.validate_algorithms("test", self.alphabet)
             return self
+        if len(self.alphabet) < 2:
+            raise RewritelabError(
+                f"alphabet {self.alphabet!r} has one letter; the rule task needs at least 2 "
+                "(with one, every input is a run of it, and x cannot be planted an exact "
+                "number of times)"
+            )
         self.train.validate("train", len(self.alphabet))
         self.test.validate("test", len(self.alphabet))
         if self.test.subsample is not None:
