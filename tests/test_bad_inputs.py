@@ -225,6 +225,7 @@ MARKOV = [
 GEN = ["generate", "--quiet", "--instructions", "3", "--examples-per-instruction", "2"]
 GENERATE = [
     _case("generate-no-out", "generate", "--instructions", "3"),
+    _case("generate-negative-seed", *GEN, "--out", "{tmp}/d", "--seed", "-1"),
     _case("generate-one-letter-alphabet", *GEN, "--out", "{tmp}/d", "--set", 'alphabet="a"'),
     _case("generate-existing-dataset", *GEN, "--out", "{data}"),
     _case("generate-force-not-dataset", *GEN, "--out", "{precious}", "--force"),
@@ -581,3 +582,18 @@ def test_a_closed_pipe_ends_quietly():
     stderr = process.stderr.read().decode()
     assert first == b"c" * 10 and process.wait() == 141
     assert stderr == ""
+
+
+@pytest.mark.parametrize(
+    "template, words",
+    [
+        (["generate", "--out", "{tmp}/d", "--seed", "-1"], "seed must be an integer in [0, 2^63)"),
+        (["merge", "{run}", "--out", "{tmp}/m"], "is a run trained from scratch"),
+        (["generate", "--out", "{tmp}/d", "--set", 'alphabet="a"'], "has one letter"),
+    ],
+)
+def test_the_line_names_the_input_and_what_is_allowed(template, words, world, tmp_path, capsys):
+    """Not an internal exception's text (`ValueError: expected non-negative integer`)."""
+    assert main(_argv(template, world, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Error:" not in err, err

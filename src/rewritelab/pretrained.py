@@ -185,6 +185,11 @@ def load_finetuned(run_dir: str | Path, device: str = "auto", merged_precision: 
 
     run_dir = Path(run_dir)
     recorded = recorded_run(run_dir)
+    if "base" not in recorded:
+        raise RewritelabError(
+            f"{run_dir} is a run trained from scratch, not a fine-tuning run: there is no base "
+            f"or adapter to load or merge (its model is {run_dir / RUN_MODEL_DIR})"
+        )
     config = FinetuneConfig(**recorded["config"])
     if merged_precision:
         config = FinetuneConfig(**{**config.to_dict(), "load_in_8bit": False})

@@ -335,6 +335,8 @@ class DatasetSpec:
 
     def validate(self) -> DatasetSpec:
         """Check the whole spec; return it so construction and validation chain."""
+        if not 0 <= self.seed < 2**63:
+            raise RewritelabError(f"seed must be an integer in [0, 2^63), got {self.seed}")
         _check_alphabet(self.alphabet)
         if self.task not in TASKS:
             raise RewritelabError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
