@@ -158,3 +158,41 @@ def test_two_sweeps_on_one_workdir_compute_each_point_once(tmp_path):
     rows = ResultsDatabase(tmp_path / "work" / "results.sqlite").rows()
     assert len(rows) == 2 and {r["status"] for r in rows} == {"done"}
     assert [r["attempts"] for r in rows] == [1, 1]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_worker_killed_by_the_os_does_not_abort_the_sweep(tmp_path):
+    """kill -9 of one worker (what the OOM killer does) breaks the process pool: the sweep
+    starts a fresh pool, runs the lost points again, and ends with every point done."""
+    command = _sweep_command(tmp_path, "--jobs", "2", epochs=8)
+    driver = _cli(*command)
+    deadline = time.monotonic() + 60
+    workers = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        workers = [p for p in _children(driver.pid) if "spawn_main" in _cmdline(p)]
+        time.sleep(0.1)
+    assert len(workers) == 2
+    time.sleep(1.0)
+    os.kill(workers[0], signal.SIGKILL)
+    assert driver.wait(timeout=180) == 0, driver.stderr.read()
+    rows = ResultsDatabase(tmp_path / "work" / "results.sqlite").rows()
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"done"}
+
+
+def _dies_on_point_zero(point, _workdir):
+    """A point function whose worker is killed from outside whenever it runs point 0."""
+    if point.point_id == "p0":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"metrics": {"ran": point.point_id}}
+
+
+def test_a_point_whose_worker_is_killed_twice_is_failed_and_the_others_run():
+    from types import SimpleNamespace
+
+    from rewritelab.sweep.executors import KILLED_TWICE, ProcessPool
+
+    points = [SimpleNamespace(point_id=f"p{i}") for i in range(3)]
+    with ProcessPool(2) as pool:
+        outcomes = {p.point_id: o for p, o in pool.run(_dies_on_point_zero, points, "w")}
+    assert outcomes["p0"] == {"error": KILLED_TWICE}
+    assert outcomes["p1"] == {"metrics": {"ran": "p1"}} and outcomes["p2"]["metrics"]["ran"] == "p2"

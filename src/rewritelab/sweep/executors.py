@@ -21,8 +21,10 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from rewritelab.errors import RewritelabError
@@ -64,15 +66,21 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+KILLED_TWICE = "its worker process was killed twice from outside (the OS: out of memory?)"
+
+
 class ProcessPool:
     """Runs up to `jobs` points at once in fresh (spawned) worker processes; each worker's
     runs take their share of the cores (`REWRITELAB_JOBS`, read by `runs.default_threads`)."""
 
     def __init__(self, jobs: int):
         self.jobs = jobs
-        self.pool = ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker, initargs=(os.getpid(), jobs),
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker, initargs=(os.getpid(), self.jobs),
         )  # fmt: skip
 
     def __enter__(self) -> ProcessPool:
@@ -89,7 +97,11 @@ class ProcessPool:
         return self.pool.submit(fn, *args)
 
     def run(self, fn: Callable, points: Iterable, *args: Any) -> Iterator[tuple[Any, dict]]:
-        waiting, pending = iter(points), {}
+        """(point, outcome) as each point ends. A worker killed from outside (the OS, out of
+        memory) breaks the pool and every point it was running: the pool is started afresh,
+        those points run once more (resuming from their checkpoints), and a point whose
+        worker is killed a second time is recorded as failed; the others go on."""
+        waiting, pending, killed = iter(points), {}, Counter()
         while True:
             while len(pending) < self.jobs:
                 point = next(waiting, None)
@@ -99,8 +111,24 @@ class ProcessPool:
             if not pending:
                 return
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            lost = []
             for future in finished:
-                yield pending.pop(future), future.result()
+                point = pending.pop(future)
+                if isinstance(future.exception(), BrokenProcessPool):
+                    lost.append(point)
+                else:
+                    yield point, future.result()
+            if lost:
+                lost += pending.values()  # the broken pool fails every point it held
+                pending.clear()
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = self._new_pool()
+                for point in lost:
+                    killed[point.point_id] += 1
+                    if killed[point.point_id] > 1:
+                        yield point, {"error": KILLED_TWICE}
+                    else:
+                        pending[self.pool.submit(fn, point, *args)] = point
 
 
 class RayCluster:
