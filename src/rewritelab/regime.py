@@ -165,8 +165,8 @@ def regime_line(regime: Regime | None) -> str:
     if regime is None:
         return "–"
     return (
-        f"\\|x\\| {_range(regime.pattern_length)}, \\|y\\| {_range(regime.replacement_length)}, "
-        f"\\|z\\| {_range(regime.input_length)}, {regime.alphabet_size} letters; "
+        f"|x| {_range(regime.pattern_length)}, |y| {_range(regime.replacement_length)}, "
+        f"|z| {_range(regime.input_length)}, {regime.alphabet_size} letters; "
         f"{_count(regime.rule_space)} rules, {_share(regime.coverage)} covered"
     )
 

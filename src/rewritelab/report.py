@@ -451,9 +451,15 @@ def stopping_lines(done: list[dict]) -> list[str]:
         return []
     return [
         f"- trained until mastered (`stop_at_train_accuracy`: the first epoch whose exact match "
-        f"on a sample of training examples reaches it, or the last): {epochs[0]:g}-"
-        f"{epochs[-1]:g} epochs, median {statistics.median(epochs):g}, in {len(epochs)} runs"
+        f"on a sample of training examples reaches it, or the last): {_epochs(epochs[0])}-"
+        f"{_epochs(epochs[-1])} epochs, median {_epochs(statistics.median(epochs))}, in "
+        f"{len(epochs)} runs"
     ]
+
+
+def _epochs(value: float) -> str:
+    """An epoch count to two decimals at most (evaluations a fraction of an epoch apart)."""
+    return f"{round(value, 2):g}"
 
 
 def _run_name(row: dict) -> str:
