@@ -43,6 +43,7 @@ from rewritelab.pretrained import (
     ADAPTER_DIR,
     attach_lora,
     load_base,
+    save_tuned,
     without_reinitialize,
 )
 from rewritelab.prompts import check_codec, encode_dataset_split, resolve_template
@@ -99,8 +100,7 @@ class FinetuneTrainee:
         return evaluation_point(self.evals, verdicts)
 
     def save(self, directory: Path) -> None:
-        self.model.save_pretrained(directory, safe_serialization=True)
-        self.codec.save(directory)
+        save_tuned(self.model, self.codec, directory)
 
     def load(self, directory: Path) -> None:
         """Reload the weights of a checkpoint: the adapter, or the whole model."""

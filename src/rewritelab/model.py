@@ -318,14 +318,29 @@ def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
 def save_model(model: GPT, tokenizer: Tokenizer, directory: str | Path) -> None:
     """Write a Hugging Face model directory: its architecture (`save_architecture`) and its
     weights, model.safetensors."""
-    from safetensors.torch import save
 
     save_architecture(model, tokenizer, directory)
-    state = hf_state_dict(model)
+    (Path(directory) / WEIGHTS_FILE).write_bytes(
+        signed_safetensors(hf_state_dict(model), tokenizer)
+    )
+
+
+def signed_safetensors(state: dict[str, torch.Tensor], tokenizer: Tokenizer) -> bytes:
+    """The safetensors bytes of `state` with the digests `load_model` checks: of the tensors
+    and of the tokenizer they go with (metadata keys sorted, so the bytes repeat)."""
+    from safetensors.torch import save
+
     metadata = {"format": "pt", "weights_sha256": weights_digest(state),
                 "tokenizer_sha256": tokenizer_digest(tokenizer)}  # fmt: skip
-    blob = sorted_metadata(save(state, metadata=metadata))
-    (Path(directory) / WEIGHTS_FILE).write_bytes(blob)
+    return sorted_metadata(save(state, metadata=metadata))
+
+
+def sign_weights(path: Path, tokenizer: Tokenizer) -> None:
+    """Rewrite a safetensors file written by another tool (a merged adapter, say) with our
+    digests."""
+    from safetensors.torch import load_file
+
+    Path(path).write_bytes(signed_safetensors(load_file(str(path)), tokenizer))
 
 
 def save_architecture(model: GPT, tokenizer: Tokenizer, directory: str | Path) -> None:

@@ -21,7 +21,13 @@ import torch
 
 from rewritelab.errors import RewritelabError
 from rewritelab.finetune_config import FinetuneConfig
-from rewritelab.model import RUN_ARCHITECTURE_DIR, RUN_MODEL_DIR, model_part
+from rewritelab.model import (
+    RUN_ARCHITECTURE_DIR,
+    RUN_MODEL_DIR,
+    WEIGHTS_FILE,
+    model_part,
+    sign_weights,
+)
 from rewritelab.prompts import (
     CharCodec,
     Codec,
@@ -225,10 +231,18 @@ def merge(run_dir: str | Path, out_dir: str | Path, device: str = "cpu") -> Path
     merged = model.merge_and_unload()
     partial = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    merged.save_pretrained(partial, safe_serialization=True)
-    codec.save(partial)
+    save_tuned(merged, codec, partial)
     os.replace(partial, out_dir)
     return out_dir
+
+
+def save_tuned(model, codec, directory: Path) -> None:
+    """A tuned model (or adapter) and its tokenizer in Hugging Face's layout; whole weights of
+    our GPT also get the digests `load_model` verifies."""
+    model.save_pretrained(directory, safe_serialization=True)
+    codec.save(directory)
+    if isinstance(codec, CharCodec) and (Path(directory) / WEIGHTS_FILE).is_file():
+        sign_weights(Path(directory) / WEIGHTS_FILE, codec.tokenizer)
 
 
 def without_reinitialize(config: FinetuneConfig) -> FinetuneConfig:

@@ -67,6 +67,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 KILLED_TWICE = "its worker process was killed twice from outside (the OS: out of memory?)"
+MAX_SHARED_LOSSES = 3  # losses beside other points before a point counts as the culprit
 
 
 class ProcessPool:
@@ -99,8 +100,9 @@ class ProcessPool:
     def run(self, fn: Callable, points: Iterable, *args: Any) -> Iterator[tuple[Any, dict]]:
         """(point, outcome) as each point ends. A worker killed from outside (the OS, out of
         memory) breaks the pool and every point it was running: the pool is started afresh,
-        those points run once more (resuming from their checkpoints), and a point whose
-        worker is killed a second time is recorded as failed; the others go on."""
+        those points run again (resuming from their checkpoints), and a point whose worker is
+        killed a second time (running alone, or a fourth time beside others) is recorded as
+        failed; the others go on."""
         waiting, pending, killed = iter(points), {}, Counter()
         while True:
             while len(pending) < self.jobs:
@@ -123,9 +125,10 @@ class ProcessPool:
                 pending.clear()
                 self.pool.shutdown(wait=False, cancel_futures=True)
                 self.pool = self._new_pool()
-                for point in lost:
+                for point in lost:  # a point lost beside others may be innocent: run on
                     killed[point.point_id] += 1
-                    if killed[point.point_id] > 1:
+                    alone = len(lost) == 1
+                    if killed[point.point_id] > (1 if alone else MAX_SHARED_LOSSES):
                         yield point, {"error": KILLED_TWICE}
                     else:
                         pending[self.pool.submit(fn, point, *args)] = point
