@@ -7,8 +7,8 @@ tokens/s of one training step (forward, backward, grad-norm clip at 1.0, AdamW) 
                   longest in the batch, attention mask and labels passed the usual way (HF
                   shifts the labels and computes the loss), `torch.optim.AdamW` defaults;
   nanogpt-minimal a ~40-line nanoGPT-style GPT written below (SDPA attention, tied head,
-                  cross-entropy on the answer tokens), independent of `rewritelab.model`;
-  rewritelab      `rewritelab.loop.Loop.step` over `ScratchTrainee`'s own batches: the step
+                  cross-entropy on the answer tokens), independent of `rewritelab.model.gpt`;
+  rewritelab      `rewritelab.training.loop.Loop.step` over `ScratchTrainee`'s own batches: the step
                   real training takes, without evaluation or checkpoints;
 and, as quick extra rows, rewritelab's step with one candidate change each:
   + head at loss  the vocabulary head computed only at positions whose target carries loss
@@ -31,7 +31,7 @@ batch 64. All variants see the same batches, `ScratchTrainee.batch(step)` for th
 step. Every model is the same GPT-2 (tied embeddings; exact GELU but for hf-eager) in fp32:
 rewritelab's bf16 autocast is off in every row but the bf16 one.
 
-MFU: model FLOPs per token (`rewritelab.model.estimate_flops_per_token`: 6 x matmul
+MFU: model FLOPs per token (`rewritelab.model.gpt.estimate_flops_per_token`: 6 x matmul
 parameters + attention at the mean real sequence length; one number for every variant, so
 MFU ranks exactly as tokens/s) times real tokens/s, over a ceiling measured in the same
 process at the same thread count: the best GFLOP/s of fp32 `torch.mm` on 1024 x 1024 x 1024
@@ -122,7 +122,7 @@ SETTINGS = {
         },
     },
 }
-IGNORE = -100  # target that carries no loss (rewritelab.model.IGNORE)
+IGNORE = -100  # target that carries no loss (rewritelab.model.gpt.IGNORE)
 
 
 # ------------------------------------------------------------------ the nanoGPT reference
@@ -190,7 +190,7 @@ def hf_step(trainee) -> Step:
     `gelu_new`, eager attention), fp32, attention mask and labels passed the usual way."""
     from transformers import AutoModelForCausalLM, GPT2Config
 
-    from rewritelab.model import hf_config
+    from rewritelab.model.gpt import hf_config
 
     tokenizer = trainee.tokenizer
     hf = hf_config(trainee.config.model, tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
@@ -246,8 +246,9 @@ def head_at_loss_positions(model, ids: torch.Tensor, targets: torch.Tensor) -> t
 def rewritelab_step(trainee, *changes: str) -> Step:
     """`Loop.step` of rewritelab's own loop over the trainee; each of `changes` swaps one
     piece."""
-    from rewritelab.loop import Loop, learning_rate
-    from rewritelab.runs import RunDirectory, precision
+    from rewritelab.core.hardware import precision
+    from rewritelab.training.loop import Loop, learning_rate
+    from rewritelab.training.runs import RunDirectory
 
     if "head at loss" in changes:
         trainee.loss = head_at_loss_positions  # the Trainee protocol's loss hook
@@ -369,9 +370,9 @@ def worker(
     machine a lower one only means something else ran at that moment."""
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
-    from rewritelab.model import ModelConfig, estimate_flops_per_token
-    from rewritelab.runs import cpu_has_bf16, keep_freed_memory
-    from rewritelab.train import ScratchTrainee, train_config_from_dict
+    from rewritelab.core.hardware import cpu_has_bf16, keep_freed_memory
+    from rewritelab.model.gpt import ModelConfig, estimate_flops_per_token
+    from rewritelab.training.scratch import ScratchTrainee, train_config_from_dict
 
     if malloc == "kept":
         keep_freed_memory()
@@ -474,8 +475,8 @@ def run_worker(
 
 def make_dataset(setting_name: str, directory: Path, examples_needed: int) -> Path:
     """The setting's training data: whole length buckets, at least `examples_needed`."""
-    from rewritelab.datasets import generate_dataset
-    from rewritelab.spec import spec_from_dict
+    from rewritelab.tasks.datasets import generate_dataset
+    from rewritelab.tasks.spec import spec_from_dict
 
     data = SETTINGS[setting_name]["data"]
     chunk = SETTINGS[setting_name]["batch_size"] * BUCKET_BATCHES
@@ -559,7 +560,7 @@ def main() -> None:
     import transformers
 
     from rewritelab import __version__
-    from rewritelab.runs import git_hash
+    from rewritelab.training.runs import git_hash
 
     load_start, started = os.getloadavg(), time.perf_counter()
     workers = []

@@ -3,7 +3,7 @@
 For each `summary.json` under results/cpu and results/cpu-xeon, the regime of its experiment
 and preset (taken from experiments/NAME.toml; E1's old `cpu` preset is now
 `cpu-single-letter`) is written into the summary's analysis, the finding the report judged is
-kept under "finding", the verdict becomes the vocabulary's (`rewritelab.regime`), and the
+kept under "finding", the verdict becomes the vocabulary's (`rewritelab.analysis.regime`), and the
 regime table is appended to report.md. Numbers are not touched. Run once from the repo root:
 
     python results/relabel_regimes.py
@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rewritelab.errors import RewritelabError
-from rewritelab.regime import regime_of, regime_table, vocabulary_verdict
+from rewritelab.analysis.regime import regime_of, regime_table, vocabulary_verdict
+from rewritelab.core.errors import RewritelabError
 from rewritelab.sweep.experiment import load_experiment
 
 RENAMED = {("e1", "cpu"): "cpu-single-letter"}  # presets renamed when the regime moved

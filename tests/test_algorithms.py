@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rewritelab import __version__
-from rewritelab.algorithms import CLASSIC_DIR
-from rewritelab.cli import main
-from rewritelab.datasets import generate_dataset
-from rewritelab.rules import MarkovAlgorithm, Rule
-from rewritelab.spec import spec_from_dict
-from rewritelab.stats import inspect_dataset
+from rewritelab.cli.main import main
+from rewritelab.tasks.algorithms import CLASSIC_DIR
+from rewritelab.tasks.datasets import generate_dataset
+from rewritelab.tasks.inspection import inspect_dataset
+from rewritelab.tasks.rules import MarkovAlgorithm, Rule
+from rewritelab.tasks.spec import spec_from_dict
 
 SPLITS = ("train", "seen_test", "test")
 

@@ -3,7 +3,7 @@
 Each case is a command line (with `{placeholders}` for the shared fixtures). It must exit
 non-zero, print exactly one line on stderr with no traceback, and leave the SHA-256 of every
 file under the shared fixtures and under the case's own directory unchanged (no file created,
-changed or removed). Cases run in-process through `rewritelab.cli.main`; a few run as real
+changed or removed). Cases run in-process through `rewritelab.cli.main.main`; a few run as real
 subprocesses to prove the exit code a shell sees.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from tiny_run import trained_run
 
-from rewritelab.cli import main
+from rewritelab.cli.main import main
 from rewritelab.sweep.database import ResultsDatabase
 
 LONG = "q" * 9000
@@ -555,7 +555,7 @@ def test_bad_input_is_refused_in_one_line_touching_nothing(
 )
 def test_real_exit_codes_in_a_subprocess(tmp_path, argv, code):
     result = subprocess.run(
-        [sys.executable, "-m", "rewritelab.cli", *argv], cwd=tmp_path, capture_output=True,
+        [sys.executable, "-m", "rewritelab.cli.main", *argv], cwd=tmp_path, capture_output=True,
         text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
     )  # fmt: skip
     assert result.returncode == code
@@ -575,7 +575,7 @@ def test_a_closed_pipe_ends_quietly():
     """`rewritelab apply ... | head -c 10`: the reader leaves before the output (100 kB, more
     than a pipe holds) is written; the command stops quietly, as `cat` would."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    command = [sys.executable, "-m", "rewritelab.cli", "apply", "a -> b", "c" * 100_000]
+    command = [sys.executable, "-m", "rewritelab.cli.main", "apply", "a -> b", "c" * 100_000]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     first = process.stdout.read(10)
     process.stdout.close()  # the reader goes away

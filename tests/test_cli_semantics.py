@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rewritelab.cli import main
+from rewritelab.cli.main import main
 
 ALGORITHMS = Path(__file__).resolve().parents[1] / "examples" / "algorithms"
 DOUBLE_REVERSE = str(ALGORITHMS / "double_reverse.markov")
@@ -52,7 +52,7 @@ def test_apply_prints_the_rewritten_word(rule, word, printed, capsys):
 
 def test_apply_as_a_module():
     completed = subprocess.run(
-        [sys.executable, "-m", "rewritelab.cli", "apply", "ab -> c", "aabab"],
+        [sys.executable, "-m", "rewritelab.cli.main", "apply", "ab -> c", "aabab"],
         capture_output=True,
         text=True,
         encoding="utf-8",

@@ -9,7 +9,7 @@ import pytest
 from test_cli_semantics import run_cli
 from test_sweep import TINY
 
-from rewritelab.cli import main
+from rewritelab.cli.main import main
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,8 @@ import torch
 from tiny_run import TINY_DATA, make_data, trained_run
 from transformers import AutoModelForCausalLM
 
-from rewritelab.batches import encode_split
-from rewritelab.datasets import generate_dataset
-from rewritelab.errors import RewritelabError
-from rewritelab.evaluate import (
+from rewritelab.core.errors import RewritelabError
+from rewritelab.evaluation.evaluate import (
     breakdown,
     eval_splits,
     evaluate_run,
@@ -22,10 +20,12 @@ from rewritelab.evaluate import (
     point_accuracies,
     predict,
 )
-from rewritelab.model import load_model
-from rewritelab.prompts import CharCodec
-from rewritelab.rules import Rule
-from rewritelab.spec import spec_from_dict
+from rewritelab.model.batches import encode_split
+from rewritelab.model.gpt import load_model
+from rewritelab.model.prompts import CharCodec
+from rewritelab.tasks.datasets import generate_dataset
+from rewritelab.tasks.rules import Rule
+from rewritelab.tasks.spec import spec_from_dict
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,7 @@ def test_bad_runs_and_paths_are_refused(trained, tmp_path):
 
 
 def test_predictions_replace_a_file_only_with_force_and_appear_whole(trained, tmp_path, capsys):
-    from rewritelab.cli import main
+    from rewritelab.cli.main import main
 
     data, run, _ = trained
     out = tmp_path / "p.jsonl"
@@ -244,7 +244,7 @@ def test_weights_without_their_digest_are_refused_unless_allowed(trained, tmp_pa
 
     from safetensors.torch import load_file, save_file
 
-    from rewritelab.cli import main
+    from rewritelab.cli.main import main
 
     data, run, _ = trained
     model_dir = tmp_path / "model"

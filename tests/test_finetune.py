@@ -16,23 +16,23 @@ from tokenizers import Tokenizer as RawTokenizer  # noqa: E402
 from tokenizers import decoders, models  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: E402
 
-from rewritelab.datasets import generate_dataset  # noqa: E402
-from rewritelab.errors import RewritelabError  # noqa: E402
-from rewritelab.evaluate import evaluate_run as evaluate_finetuned  # noqa: E402
-from rewritelab.evaluate import generate_answers  # noqa: E402
-from rewritelab.evaluate import generate_verdicts as text_verdicts  # noqa: E402
-from rewritelab.finetune import finetune  # noqa: E402
-from rewritelab.finetune_config import PRESETS, finetune_config_from_dict  # noqa: E402
-from rewritelab.loop import Loop  # noqa: E402
-from rewritelab.pretrained import load_base, load_finetuned, merge  # noqa: E402
-from rewritelab.prompts import (  # noqa: E402
+from rewritelab.core.errors import RewritelabError  # noqa: E402
+from rewritelab.evaluation.evaluate import evaluate_run as evaluate_finetuned  # noqa: E402
+from rewritelab.evaluation.evaluate import generate_answers  # noqa: E402
+from rewritelab.evaluation.evaluate import generate_verdicts as text_verdicts  # noqa: E402
+from rewritelab.model.pretrained import load_base, load_finetuned, merge  # noqa: E402
+from rewritelab.model.prompts import (  # noqa: E402
     HFCodec,
     concatenation_is_canonical,
     encode_dataset_split,
     encode_example,
 )
-from rewritelab.rules import Rule  # noqa: E402
-from rewritelab.spec import spec_from_dict  # noqa: E402
+from rewritelab.tasks.datasets import generate_dataset  # noqa: E402
+from rewritelab.tasks.rules import Rule  # noqa: E402
+from rewritelab.tasks.spec import spec_from_dict  # noqa: E402
+from rewritelab.training.finetune import finetune  # noqa: E402
+from rewritelab.training.finetune_config import PRESETS, finetune_config_from_dict  # noqa: E402
+from rewritelab.training.loop import Loop  # noqa: E402
 
 EOS = "<|endoftext|>"
 DATA = {
@@ -133,7 +133,7 @@ def test_wrapping_a_model_with_lora_shows_no_deprecation_noise(setup):
     per LoRA run and once per reload; neither attaching nor reloading shows it now."""
     import warnings
 
-    from rewritelab.pretrained import attach_lora
+    from rewritelab.model.pretrained import attach_lora
 
     _, _, base, run, _ = setup
     config = finetune_config_from_dict(LORA)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rewritelab.cli import main
+from rewritelab.cli.main import main
 
 SMALL = [
     "--instructions",
@@ -203,7 +203,15 @@ def test_inspect_missing_directory(tmp_path, capsys):
 
 def test_console_script_runs(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "rewritelab.cli", "generate", "--out", str(tmp_path / "d"), *SMALL],
+        [
+            sys.executable,
+            "-m",
+            "rewritelab.cli.main",
+            "generate",
+            "--out",
+            str(tmp_path / "d"),
+            *SMALL,
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -9,12 +9,12 @@ import torch
 from tiny_run import trained_run
 from transformers import AutoTokenizer, pipeline
 
-from rewritelab.datasets import read_records
-from rewritelab.evaluate import greedy_generate, predict
-from rewritelab.model import ModelConfig, build_model, load_model, save_model
-from rewritelab.pretrain import PretrainConfig
-from rewritelab.prompts import is_char_tokenizer_dir
-from rewritelab.tokenizer import SPECIAL_TOKENS, Tokenizer
+from rewritelab.evaluation.evaluate import greedy_generate, predict
+from rewritelab.model.gpt import ModelConfig, build_model, load_model, save_model
+from rewritelab.model.prompts import is_char_tokenizer_dir
+from rewritelab.model.tokenizer import SPECIAL_TOKENS, Tokenizer
+from rewritelab.tasks.datasets import read_records
+from rewritelab.training.pretrain import PretrainConfig
 
 PROMPTS = [("ab", "c", "aabab"), ("c", "", "ccc"), ("a", "bb", "b")]
 
@@ -147,7 +147,7 @@ def test_the_cpu_recipe_options_round_trip_through_hugging_face(tmp_path):
     from tiny_run import TINY_MODEL, make_data, tiny_config
     from transformers import AutoModelForCausalLM
 
-    from rewritelab.train import train
+    from rewritelab.training.scratch import train
 
     data = make_data(tmp_path / "data")
     model_settings = {**TINY_MODEL, "tie_embeddings": False, "init": "pytorch"}

@@ -3,7 +3,7 @@ the next run cleans up; a killed `sweep --jobs 2` takes its workers with it and 
 computes each point once; two sweeps on one workdir never compute a point twice.
 
 The generator pauses at a named moment of its directory swap when REWRITELAB_PAUSE_AT names
-it (see `rewritelab.killpoints`), so a kill can land exactly there.
+it (see `rewritelab.core.killpoints`), so a kill can land exactly there.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from test_sweep import TINY
 
-from rewritelab.datasets import read_manifest
 from rewritelab.sweep import ResultsDatabase
+from rewritelab.tasks.datasets import read_manifest
 
 pytestmark = pytest.mark.slow
 SRC = str(Path(__file__).parents[1] / "src")
@@ -29,7 +29,7 @@ ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
 
 def _cli(*argv: str, env: dict | None = None, **options) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rewritelab.cli", *argv], env={**ENV, **(env or {})},
+        [sys.executable, "-m", "rewritelab.cli.main", *argv], env={**ENV, **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options,
     )  # fmt: skip
 

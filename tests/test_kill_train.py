@@ -2,7 +2,7 @@
 directory's creation included: `train --resume` (or, before the run exists, `train` again)
 always ends with the weights and metrics of an uninterrupted run.
 
-A run pauses at a named moment when REWRITELAB_PAUSE_AT names it (`rewritelab.killpoints`), so
+A run pauses at a named moment when REWRITELAB_PAUSE_AT names it (`rewritelab.core.killpoints`), so
 a kill lands exactly there; other kills land at random times during training.
 """
 
@@ -31,8 +31,8 @@ DETERMINISTIC = ("step", "epoch", "train_loss", "lr", "seen_accuracy", "unseen_a
 
 def _train(data: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rewritelab.cli", "train", "--data", str(data), "--out", str(out),
-         *SETTINGS, *extra],
+        [sys.executable, "-m", "rewritelab.cli.main", "train", "--data", str(data),
+         "--out", str(out), *SETTINGS, *extra],
         env={**ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -181,7 +181,7 @@ def test_two_resumes_of_one_run_never_run_together(straight, tmp_path):
 
 def test_generate_force_refuses_a_dataset_another_process_is_replacing(tmp_path):
     out = tmp_path / "data"
-    args = [sys.executable, "-m", "rewritelab.cli", "generate", "--out", str(out),
+    args = [sys.executable, "-m", "rewritelab.cli.main", "generate", "--out", str(out),
             "--instructions", "5", "--force"]  # fmt: skip
     assert subprocess.run(args, env=ENV, capture_output=True).returncode == 0
     first = subprocess.Popen(args, env={**ENV, "REWRITELAB_PAUSE_AT": "written"},
@@ -191,5 +191,5 @@ def test_generate_force_refuses_a_dataset_another_process_is_replacing(tmp_path)
     first.kill()
     first.wait()
     assert second.returncode == 2 and "is in use by another process" in second.stderr
-    inspect = [sys.executable, "-m", "rewritelab.cli", "inspect", str(out)]
+    inspect = [sys.executable, "-m", "rewritelab.cli.main", "inspect", str(out)]
     assert subprocess.run(inspect, env=ENV, capture_output=True).returncode == 0  # intact

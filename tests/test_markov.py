@@ -16,8 +16,8 @@ from conftest import reference_rewrite
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewritelab.errors import RewritelabError
-from rewritelab.rules import Halt, MarkovAlgorithm, Rule, TraceStep
+from rewritelab.core.errors import RewritelabError
+from rewritelab.tasks.rules import Halt, MarkovAlgorithm, Rule, TraceStep
 
 ALGORITHMS = Path(__file__).resolve().parents[1] / "examples" / "algorithms"
 

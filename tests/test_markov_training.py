@@ -15,14 +15,14 @@ import pytest
 from conftest import load_split
 from transformers import AutoTokenizer
 
-from rewritelab.batches import dataset_alphabet, encode_split, read_manifest
-from rewritelab.cli import main
-from rewritelab.errors import RewritelabError
-from rewritelab.evaluate import final_word_verdicts, step_verdicts, trace_summary
-from rewritelab.model import ModelConfig, build_model, load_model, save_model
-from rewritelab.report import write_report
+from rewritelab.analysis.report import write_report
+from rewritelab.cli.main import main
+from rewritelab.core.errors import RewritelabError
+from rewritelab.evaluation.evaluate import final_word_verdicts, step_verdicts, trace_summary
+from rewritelab.model.batches import dataset_alphabet, encode_split, read_manifest
+from rewritelab.model.gpt import ModelConfig, build_model, load_model, save_model
+from rewritelab.model.tokenizer import Tokenizer
 from rewritelab.sweep import ResultsDatabase, load_experiment
-from rewritelab.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 E7 = ROOT / "experiments" / "e7.toml"
@@ -181,8 +181,8 @@ def test_target_is_refused_on_a_single_rule_dataset(make_dataset, tmp_path, caps
 @pytest.fixture(scope="module")
 def step_run(tmp_path_factory):
     """A tiny model trained for `step` on TINY_MARKOV through `rewritelab train` (seconds)."""
-    from rewritelab.datasets import generate_dataset
-    from rewritelab.spec import spec_from_dict
+    from rewritelab.tasks.datasets import generate_dataset
+    from rewritelab.tasks.spec import spec_from_dict
 
     root = tmp_path_factory.mktemp("markov")
     data, run = root / "data", root / "run"

@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config
 
-from rewritelab.errors import RewritelabError
-from rewritelab.model import ModelConfig, build_model, hf_config, load_model, save_model
-from rewritelab.runs import pick_device
-from rewritelab.tokenizer import Tokenizer
+from rewritelab.core.errors import RewritelabError
+from rewritelab.core.hardware import pick_device
+from rewritelab.model.gpt import ModelConfig, build_model, hf_config, load_model, save_model
+from rewritelab.model.tokenizer import Tokenizer
 
 SMALL = ModelConfig(layers=2, heads=2, width=32, context=24)
 
@@ -193,7 +193,7 @@ def test_bf16_precision_on_a_cpu_avoids_the_flash_kernel_and_stays_near_fp32():
     """In bf16 the CPU flash-attention kernel runs 2-9x slower than in fp32 (measured), so the
     loop's bf16 precision sends attention to SDPA's math kernel, for our GPT and for Hugging
     Face's alike; fp32 keeps the flash kernel, and the bf16 loss is within rounding of fp32's."""
-    from rewritelab.runs import precision
+    from rewritelab.core.hardware import precision
 
     tokenizer = Tokenizer("abc")
     ours = build_model(SMALL, tokenizer, seed=0)

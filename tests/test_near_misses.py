@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 from conftest import load_split, reference_occurrences, reference_rewrite
 
-from rewritelab.cli import main
-from rewritelab.errors import RewritelabError
-from rewritelab.spec import spec_from_dict
+from rewritelab.cli.main import main
+from rewritelab.core.errors import RewritelabError
+from rewritelab.tasks.spec import spec_from_dict
 
 SPLITS = ("train", "seen_test", "test")
 KINDS = ("substitution", "prefix", "suffix", "overlap")

@@ -9,17 +9,17 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from rewritelab.errors import RewritelabError
-from rewritelab.evaluate import evaluate_run
-from rewritelab.model import load_model
-from rewritelab.pretrain import (
+from rewritelab.core.errors import RewritelabError
+from rewritelab.evaluation.evaluate import evaluate_run
+from rewritelab.model.gpt import load_model
+from rewritelab.model.tokenizer import Tokenizer
+from rewritelab.training.pretrain import (
     PRINTABLE,
     corpus_files,
     encode_corpus,
     pretrain,
     pretrain_config_from_dict,
 )
-from rewritelab.tokenizer import Tokenizer
 
 SOURCES = Path(__file__).resolve().parents[1] / "src" / "rewritelab"
 TINY = {
@@ -77,13 +77,12 @@ def test_the_architecture_is_the_final_models_without_its_weights(pretrained):
 def test_a_base_still_training_gives_fresh_weight_runs_its_architecture(pretrained, tmp_path):
     """`reinitialize` on a pretraining run without its final model (still training) builds the
     same model as on the finished run; starting from its weights is refused in one line."""
-    from rewritelab.finetune_config import FinetuneConfig
-    from rewritelab.pretrained import load_base
+    from rewritelab.model.pretrained import BaseLoading, load_base
 
     out, _ = pretrained
     training = tmp_path / "training"
     shutil.copytree(out / "architecture", training / "architecture")
-    fresh = FinetuneConfig(method="full", reinitialize=True, seed=3)
+    fresh = BaseLoading(method="full", reinitialize=True, seed=3)
     device = torch.device("cpu")
     (early, early_codec), (late, late_codec) = (
         load_base(b, fresh, device) for b in (training, out)
@@ -94,14 +93,14 @@ def test_a_base_still_training_gives_fresh_weight_runs_its_architecture(pretrain
     ):
         assert torch.equal(weight, other), name
     with pytest.raises(RewritelabError, match="cannot load base model"):
-        load_base(training, FinetuneConfig(method="full"), device)
+        load_base(training, BaseLoading(method="full"), device)
 
 
 def test_a_run_has_a_final_model_only_once_it_is_finished(pretrained, tmp_path):
     """`model_part` and `resolve_model_dir` name the finished run's `model/`; a run still
     training has its `architecture/` only, and asking it for a model fails in one line."""
-    from rewritelab.model import model_part, resolve_model_dir
-    from rewritelab.pretrain import base_finished
+    from rewritelab.model.gpt import model_part, resolve_model_dir
+    from rewritelab.training.pretrain import base_finished
 
     out, _ = pretrained
     training = tmp_path / "training"
@@ -152,10 +151,10 @@ def test_pretrained_model_fine_tunes_with_the_native_layout(pretrained, tmp_path
     pytest.importorskip("peft")
     from tiny_run import make_data
 
-    from rewritelab.evaluate import evaluate_run as evaluate_finetuned
-    from rewritelab.finetune import finetune
-    from rewritelab.finetune_config import finetune_config_from_dict
-    from rewritelab.pretrained import merge
+    from rewritelab.evaluation.evaluate import evaluate_run as evaluate_finetuned
+    from rewritelab.model.pretrained import merge
+    from rewritelab.training.finetune import finetune
+    from rewritelab.training.finetune_config import finetune_config_from_dict
 
     out, _ = pretrained
     data = make_data(tmp_path / "data", pattern_length=[1, 1], replacement_length=[1, 1])
@@ -191,7 +190,7 @@ def test_pretrain_finetune_evaluate_merge_report_through_the_cli(tmp_path, capsy
     from test_sweep import TINY
     from tiny_run import make_data
 
-    from rewritelab.cli import main
+    from rewritelab.cli.main import main
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("abc cab bca abba\n" * 400)

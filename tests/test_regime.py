@@ -6,7 +6,7 @@ import json
 
 from synthetic_results import INSTRUCTIONS, e1_rows, write_rows
 
-from rewritelab.regime import (
+from rewritelab.analysis.regime import (
     ANALOGUE,
     NOT_REPRODUCED,
     NOT_TESTED,
@@ -17,8 +17,8 @@ from rewritelab.regime import (
     regime_table,
     vocabulary_verdict,
 )
-from rewritelab.report import write_report
-from rewritelab.results_page import write_results_page
+from rewritelab.analysis.report import write_report
+from rewritelab.analysis.results_page import write_results_page
 
 
 def single_letter(instructions: int) -> dict:

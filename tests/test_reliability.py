@@ -11,12 +11,12 @@ import time
 import pytest
 from test_sweep import TINY
 
-from rewritelab import provenance
-from rewritelab.cli import main
-from rewritelab.datasets import read_manifest, recover_leftovers
-from rewritelab.report import write_report
+from rewritelab.analysis.report import write_report
+from rewritelab.cli.main import main
+from rewritelab.core import provenance
 from rewritelab.sweep import ResultsDatabase, load_experiment
 from rewritelab.sweep import experiment as experiment_module
+from rewritelab.tasks.datasets import read_manifest, recover_leftovers
 
 GENERATE = ["generate", "--quiet", "--instructions", "3", "--examples-per-instruction", "2"]
 
@@ -87,14 +87,19 @@ def test_point_identity_is_the_full_config_and_the_generator(tmp_path, monkeypat
 def test_generator_digest_covers_the_generators_modules():
     digest = provenance.generator_digest()
     assert len(digest) == 16
-    modules = {"rewritelab.datasets", "rewritelab.spec", "rewritelab.rules", "rewritelab.inputs"}
-    found, todo = set(), ["rewritelab.datasets"]
+    modules = {
+        "rewritelab.tasks.datasets",
+        "rewritelab.tasks.spec",
+        "rewritelab.tasks.rules",
+        "rewritelab.tasks.inputs",
+    }
+    found, todo = set(), ["rewritelab.tasks.datasets"]
     while todo:
         module = todo.pop()
         if module not in found:
             found.add(module)
             todo.extend(provenance._imported_modules(provenance._module_file(module)))
-    assert modules <= found and "rewritelab.train" not in found
+    assert modules <= found and "rewritelab.training.scratch" not in found
 
 
 def test_the_generator_digest_reads_code_not_its_layout_comments_or_docstrings():

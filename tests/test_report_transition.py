@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 from synthetic_results import INSTRUCTIONS, e1_rows, logistic, synthetic_row, write_rows
 
-from rewritelab import transition
-from rewritelab.cli import main
-from rewritelab.figures import FigureData, draw
-from rewritelab.paper import PAPER, REPRODUCED, experiment_kind, judge
-from rewritelab.report import aggregate, build_section, e5_table, line_transitions, write_report
+from rewritelab.analysis import transition
+from rewritelab.analysis.figures import FigureData, draw
+from rewritelab.analysis.report import (
+    aggregate,
+    build_section,
+    e5_table,
+    line_transitions,
+    write_report,
+)
+from rewritelab.cli.main import main
+from rewritelab.core.paper import PAPER, REPRODUCED, experiment_kind, judge
 from rewritelab.sweep.runner import headline_metrics, training_history
 
 
@@ -186,7 +192,7 @@ def test_e5_table_gives_our_grid_and_the_papers_table_1():
 def test_only_the_no_op_experiment_splits_its_figure_by_no_op_inputs(
     tmp_path, monkeypatch, name, split
 ):
-    from rewritelab import report
+    from rewritelab.analysis import report
 
     drawn = []
     monkeypatch.setattr(report, "draw", lambda data: drawn.append(data) or draw(data))
@@ -431,14 +437,14 @@ def test_results_page_through_the_cli(tmp_path, capsys):
 
 
 def test_the_history_log_name_matches_the_trainers():
-    from rewritelab.runs import METRICS
     from rewritelab.sweep.runner import METRICS_LOG
+    from rewritelab.training.runs import METRICS
 
     assert METRICS_LOG == METRICS
 
 
 def test_the_report_says_how_long_runs_that_stop_at_mastery_trained():
-    from rewritelab.report import mastery_lines
+    from rewritelab.analysis.report import mastery_lines
 
     rows = e1_rows(seeds=1)  # 7 runs
     assert not any("trained until mastered" in line for line in mastery_lines(rows)[0])

@@ -12,8 +12,8 @@ from conftest import reference_occurrences, reference_rewrite
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewritelab.errors import RewritelabError
-from rewritelab.rules import Rule, count_occurrences, rewrite
+from rewritelab.core.errors import RewritelabError
+from rewritelab.tasks.rules import Rule, count_occurrences, rewrite
 
 LETTERS = "ab"
 WITH_MARKERS = "abαβ𝔞"  # Greek markers and one letter outside the Basic Multilingual Plane

@@ -9,11 +9,8 @@ import pytest
 import torch
 from tiny_run import make_data, tiny_config
 
-from rewritelab.errors import RewritelabError
-from rewritelab.provenance import git_hash
-from rewritelab.runs import (
-    RUN_CONFIG,
-    RunDirectory,
+from rewritelab.core.errors import RewritelabError
+from rewritelab.core.hardware import (
     apply_threads,
     autocast_dtype,
     cpu_has_bf16,
@@ -21,7 +18,10 @@ from rewritelab.runs import (
     pick_device,
     usable_cores,
 )
-from rewritelab.train import train
+from rewritelab.core.provenance import git_hash
+from rewritelab.model.gpt import RUN_CONFIG
+from rewritelab.training.runs import RunDirectory
+from rewritelab.training.scratch import train
 
 SMALL = {"layers": 1, "heads": 2, "width": 16, "context": 32}
 
@@ -145,7 +145,7 @@ def test_data_edited_before_a_resume_is_refused(tmp_path):
 
 HEAP_ACROSS_TRAINING_STEPS = """
 import ctypes, sys
-from rewritelab.runs import keep_freed_memory
+from rewritelab.core.hardware import keep_freed_memory
 
 class Mallinfo2(ctypes.Structure):  # glibc's own accounting of its heap
     _fields_ = [(name, ctypes.c_size_t) for name in (

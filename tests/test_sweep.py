@@ -7,8 +7,7 @@ import sqlite3
 
 import pytest
 
-from rewritelab.errors import RewritelabError
-from rewritelab.report import (
+from rewritelab.analysis.report import (
     aggregate,
     mean_and_stderr,
     plot_curves,
@@ -18,6 +17,7 @@ from rewritelab.report import (
     write_report,
     x_axis_factor,
 )
+from rewritelab.core.errors import RewritelabError
 from rewritelab.sweep import ResultsDatabase, load_experiment, run_sweep
 from rewritelab.sweep import runner as runner_module
 
@@ -193,8 +193,8 @@ def test_sweep_runs_caches_records_and_reports(tmp_path, tiny):
 
 
 def test_a_plateaued_run_is_redrawn_and_every_draw_is_recorded(tmp_path, tiny, monkeypatch):
-    from rewritelab.runs import RUN_CONFIG
-    from rewritelab.seeds import seed_of
+    from rewritelab.core.seeds import seed_of
+    from rewritelab.model.gpt import RUN_CONFIG
 
     plain = load_experiment(tiny, "small").points()[0]
     redrawing = tiny.parent / "redraw.toml"
@@ -223,7 +223,7 @@ def test_a_plateaued_run_is_redrawn_and_every_draw_is_recorded(tmp_path, tiny, m
     assert "mastered (seen ≥ 0.95): 0 of 1 runs" in text
     assert "- redrawn: 1 run(s)" in text and f"instructions=3 seed 5 (seen {seen})" in text
     assert first["final_train"]["train_loss"] >= 0.05  # unmastered and unfit: the plateau
-    monkeypatch.setattr("rewritelab.paper.PLATEAU_LOSS", 100.0)  # now it counts as fit
+    monkeypatch.setattr("rewritelab.core.paper.PLATEAU_LOSS", 100.0)  # now it counts as fit
     kept = runner_module.run_point(point, tmp_path / "fit")
     assert "redrawn" not in kept["metrics"] and kept["run_dir"].endswith(point.point_id)
     assert kept["metrics"]["seen_accuracy"] == first["seen_accuracy"]
@@ -303,7 +303,7 @@ def test_seed_crossings_and_transition_summary():
 def test_finetune_points_run_through_the_same_runner(tmp_path, tiny):
     """A `method = "finetune"` experiment fine-tunes a base model per point (here an untrained
     locally 'pretrained' GPT, written by `pretrain` with zero steps)."""
-    from rewritelab.pretrain import pretrain, pretrain_config_from_dict
+    from rewritelab.training.pretrain import pretrain, pretrain_config_from_dict
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("abcd dcba abba cddc\n" * 500)
@@ -381,7 +381,7 @@ def test_a_sweep_pretrains_its_base_beside_the_fresh_weight_points(tmp_path, cap
     """Through the CLI: the base trains in a worker while the fresh-weight points run on its
     architecture; their results are those of the same points run on the finished base. A
     base that cannot be made stops the sweep with its error in one line."""
-    from rewritelab.cli import main
+    from rewritelab.cli.main import main
 
     corpus, base = tmp_path / "corpus.txt", tmp_path / "base"
     corpus.write_text("abcd dcba abba cddc\n" * 200)
@@ -447,7 +447,7 @@ def test_a_pretrain_table_makes_the_base_before_the_sweep_then_reuses_it(tmp_pat
     """`sweep` pretrains the base an experiment's `pretrain` table describes, and a second
     sweep resumes/checks the finished run instead of pretraining again; a table whose `out` is
     not `train.base` is refused before any work."""
-    from rewritelab.cli import main
+    from rewritelab.cli.main import main
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("abcd dcba abba cddc\n" * 200)
@@ -491,7 +491,7 @@ def test_e4_puts_the_spread_on_the_x_axis_as_the_papers_figure_4():
 
 
 def test_the_e4_figure_shades_the_papers_finding_behind_the_spreads():
-    from rewritelab.figures import FigureData, draw
+    from rewritelab.analysis.figures import FigureData, draw
 
     spreads = ("uniform", "0.5", "0.2", "0.1", "0.03")
     rows = [{"status": "done", "factors": {INSTRUCTION_KEY: 256, "spread": s}, "elapsed_s": 0,
@@ -512,7 +512,7 @@ def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
     """`reproduce NAME` sweeps and reports; `reproduce all --preset P` does every experiment
     of ./experiments with that preset (with `--companions` also their `P-*` presets), then the
     results page, recording command and wall time."""
-    from rewritelab.cli import main
+    from rewritelab.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "experiments").mkdir()

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from rewritelab.errors import RewritelabError
-from rewritelab.tokenizer import SPECIAL_TOKENS, Tokenizer, loss_mask
+from rewritelab.core.errors import RewritelabError
+from rewritelab.model.tokenizer import SPECIAL_TOKENS, Tokenizer, loss_mask
 
 
 def test_layout_ids_by_hand():

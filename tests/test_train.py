@@ -9,11 +9,16 @@ import torch
 from safetensors.torch import load_file
 from tiny_run import make_data, tiny_config, trained_run
 
-from rewritelab.batches import Batches, batches_per_epoch, encode_split, epoch_batches
-from rewritelab.errors import RewritelabError
-from rewritelab.loop import Loop, learning_rate, seed_dropout
-from rewritelab.tokenizer import Tokenizer
-from rewritelab.train import load_train_config, saved_train_config, train, train_config_from_dict
+from rewritelab.core.errors import RewritelabError
+from rewritelab.model.batches import Batches, batches_per_epoch, encode_split, epoch_batches
+from rewritelab.model.tokenizer import Tokenizer
+from rewritelab.training.loop import Loop, learning_rate, seed_dropout
+from rewritelab.training.scratch import (
+    load_train_config,
+    saved_train_config,
+    train,
+    train_config_from_dict,
+)
 
 # Metrics that do not depend on timing, compared between interrupted and uninterrupted runs.
 DETERMINISTIC = ("step", "epoch", "train_loss", "lr", "seen_accuracy", "unseen_accuracy")
@@ -133,7 +138,9 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(data, tmp_path, monkey
 def test_logged_throughput_counts_training_steps_not_evaluations(data, tmp_path, monkeypatch):
     """A clock that moves 1 s a step and 100 s an evaluation: every window is 1 step/s."""
     now = [0.0]
-    monkeypatch.setattr("rewritelab.loop.time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(
+        "rewritelab.training.loop.time", SimpleNamespace(perf_counter=lambda: now[0])
+    )
     real_step, real_evaluate = Loop.step, Loop.evaluate
 
     def step_taking_a_second(*args, **kwargs):
@@ -259,7 +266,7 @@ def test_padded_vocabulary_through_the_cli(data, tmp_path, capsys):
     """`model.vocab_size` pads the vocabulary with unused ids: `train` saves a model of that
     many rows, and `evaluate` (both paths) and `predict` read answers that may name those ids
     (a barely trained model over 40 rows, 9 of them letters and specials, mostly does)."""
-    from rewritelab.cli import main
+    from rewritelab.cli.main import main
 
     run = tmp_path / "run"
     argv = ["train", "--data", str(data), "--out", str(run), "--set", "model.vocab_size=40",
@@ -290,7 +297,7 @@ def test_a_run_stops_at_the_first_evaluation_that_masters_its_training_examples(
     point whose accuracy on its training examples reaches the threshold: the run equals one
     with a higher threshold, cut there, and the logged accuracy is the exact match that
     `evaluate` (the generate path) finds on the training split."""
-    from rewritelab.cli import main
+    from rewritelab.cli.main import main
 
     def train_cli(run, threshold):
         argv = ["train", "--data", str(data), "--out", str(run), "--max-steps", "240",
@@ -323,7 +330,7 @@ def test_a_run_killed_after_mastering_resumes_to_its_end_without_training(
 ):
     """Killed between the evaluation that stops it and its final weights, a run resumes to
     those weights without another step; resumed once finished, it returns its metrics."""
-    from rewritelab.runs import RunDirectory
+    from rewritelab.training.runs import RunDirectory
 
     config = tiny_config(max_steps=240, eval_every=20, stop_at_train_accuracy=0.5)
     straight = train(config, data, tmp_path / "straight", progress=False)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rewritelab.transition import (
+from rewritelab.analysis.transition import (
     BELOW,
     BEYOND,
     WITHIN,

@@ -8,9 +8,9 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from rewritelab.datasets import generate_dataset
-from rewritelab.spec import spec_from_dict
-from rewritelab.train import train, train_config_from_dict
+from rewritelab.tasks.datasets import generate_dataset
+from rewritelab.tasks.spec import spec_from_dict
+from rewritelab.training.scratch import train, train_config_from_dict
 
 TINY_DATA = {
     "seed": 1,

@@ -5,8 +5,8 @@ The core (rules, specs, dataset generation) needs only numpy; training needs the
 
 __version__ = "0.1.0"
 
-from rewritelab.errors import RewritelabError  # noqa: E402
-from rewritelab.rules import Halt, MarkovAlgorithm, Rule, RunResult, count_occurrences  # noqa: E402
+from rewritelab.core.errors import RewritelabError  # noqa: E402
+from rewritelab.tasks.rules import Halt, MarkovAlgorithm, Rule, RunResult, count_occurrences  # noqa: E402
 
 __all__ = [
     "__version__",

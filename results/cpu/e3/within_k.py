@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rewritelab.datasets import generate_dataset
-from rewritelab.evaluate import evaluate_run
-from rewritelab.spec import spec_from_dict
-
+from rewritelab.evaluation.evaluate import evaluate_run
+from rewritelab.tasks.datasets import generate_dataset
+from rewritelab.tasks.spec import spec_from_dict
 
 TRAINING_KEYS = {
     "within-k": ("families", "k", "input_length", "pattern_length", "replacement_length"),

@@ -1,10 +1,14 @@
 """E1 path, I=256: our GPT's own init vs HF GPT-2's init, the same init seed for both."""
-import sys, torch
+import sys
 from pathlib import Path
+
+import torch
 from transformers import AutoConfig, AutoModelForCausalLM
-from rewritelab.train import ScratchTrainee, train_config_from_dict
-from rewritelab.loop import train_run
-from rewritelab.model import GPT, _load_hf_state
+
+from rewritelab.model.gpt import GPT, _load_hf_state
+from rewritelab.training.loop import train_run
+from rewritelab.training.scratch import ScratchTrainee, train_config_from_dict
+
 base, data, seed, kind, initseed, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6]
 torch.set_num_threads(1)
 hfconf = AutoConfig.from_pretrained(base)

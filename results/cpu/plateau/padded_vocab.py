@@ -1,9 +1,11 @@
 """E1 path (our GPT), I=256: the dataset's own tokenizer vs the same with extra, never-used characters."""
-import sys, string, torch
-from pathlib import Path
-import rewritelab.train as T
-from rewritelab.tokenizer import Tokenizer
-from rewritelab.batches import dataset_alphabet
+import string
+import sys
+
+import rewritelab.training.scratch as T
+from rewritelab.model.batches import dataset_alphabet
+from rewritelab.model.tokenizer import Tokenizer
+
 data, seed, extra, context, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 pool = [c for c in string.printable if c not in string.ascii_lowercase and not c.isspace()] + [chr(0x100 + i) for i in range(200)]
 def tok(manifest):

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rewritelab.config import flatten
+from rewritelab.core.config import flatten
 from rewritelab.sweep.database import ResultsDatabase
 
 TIMING_KEYS = frozenset({"elapsed_s", "tokens_per_s", "steps_per_s"})

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rewritelab.errors import RewritelabError
+from rewritelab.core.errors import RewritelabError
 from rewritelab.sweep.experiment import Point
 
 SCHEMA_VERSION = 2
@@ -75,7 +75,7 @@ def new_owner() -> str:
 
 def owner_is_dead(owner: str | None) -> bool:
     """Whether a claim's owner is a process of this host that no longer exists."""
-    from rewritelab.datasets import pid_alive
+    from rewritelab.tasks.datasets import pid_alive
 
     host, _, rest = (owner or "").partition(":")
     pid = rest.partition(":")[0]

@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from rewritelab.errors import RewritelabError
+from rewritelab.core.errors import RewritelabError
 
 EXECUTORS = ("local", "ray")
 
@@ -179,7 +179,7 @@ def default_jobs(experiment: Any) -> int:
     device = str(experiment.train.get("device", "auto"))
     if device.startswith("cuda") or (device == "auto" and _cuda_available()):
         return 1
-    from rewritelab.runs import usable_cores
+    from rewritelab.core.hardware import usable_cores
 
     return usable_cores()
 

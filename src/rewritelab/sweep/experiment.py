@@ -34,7 +34,7 @@ An experiment file (TOML) declares what to vary and what to hold fixed:
 A fine-tuning experiment (`method = "finetune"`) may say how to make its base model with a
 `pretrain` table (in a preset too): `corpus` (paths, globs; `{stdlib}` is Python's standard
 library), `out` (the run directory, which must be `train.base`) and `config` (a pretraining
-config, see `rewritelab.pretrain`). The sweep makes it, or resumes or checks it; while it
+config, see `rewritelab.training.pretrain`). The sweep makes it, or resumes or checks it; while it
 trains, the points that need only its architecture run (`runner.base_of`).
 
 `redraw_unmastered = N` (top level or in a preset) retrains a point whose model ends on the
@@ -62,10 +62,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewritelab.config import apply_override, read_config_file
-from rewritelab.errors import RewritelabError
-from rewritelab.provenance import generator_digest
-from rewritelab.spec import spec_from_dict
+from rewritelab.core.config import apply_override, read_config_file
+from rewritelab.core.errors import RewritelabError
+from rewritelab.core.provenance import generator_digest
+from rewritelab.tasks.spec import spec_from_dict
 
 TOP_KEYS = {
     "name", "title", "kind", "description", "method", "seeds", "dataset", "train", "grid",
@@ -270,7 +270,7 @@ def preset_settings(presets: dict, name: str, path: str | Path, seen: tuple = ()
 
 def _check_pretrain(experiment: Experiment, path: str | Path) -> None:
     """A `pretrain` table makes the base of a fine-tuning experiment: checked before any work."""
-    from rewritelab.pretrain import check_pretrain_table
+    from rewritelab.training.pretrain import check_pretrain_table
 
     check_pretrain_table(experiment.pretrain, str(path))
     out = experiment.pretrain["out"]
@@ -304,7 +304,7 @@ def _validate_points(experiment: Experiment) -> None:
 def point_config(point: Point):
     """The point's validated training config: a TrainConfig, or (base, FinetuneConfig)."""
     if point.method == "finetune":
-        from rewritelab.finetune_config import finetune_config_from_dict
+        from rewritelab.training.finetune_config import finetune_config_from_dict
 
         settings = copy.deepcopy(point.train)
         base = settings.pop("base", None)
@@ -313,6 +313,6 @@ def point_config(point: Point):
                 "a finetune experiment needs train.base (the model to start from)"
             )
         return base, finetune_config_from_dict(settings)
-    from rewritelab.train import train_config_from_dict
+    from rewritelab.training.scratch import train_config_from_dict
 
     return train_config_from_dict(copy.deepcopy(point.train))

@@ -30,7 +30,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rewritelab import __version__
-from rewritelab.errors import RewritelabError
+from rewritelab.core.errors import RewritelabError
 from rewritelab.sweep.database import STALE_AFTER_S, Heartbeat, ResultsDatabase, new_owner
 from rewritelab.sweep.executors import ProcessPool, make_executor
 from rewritelab.sweep.experiment import Experiment, Point, point_config
@@ -38,8 +38,8 @@ from rewritelab.sweep.experiment import Experiment, Point, point_config
 
 def ensure_dataset(point: Point, workdir: Path) -> Path:
     """The point's dataset directory, generated once and shared by every point that needs it."""
-    from rewritelab.datasets import generate_dataset
-    from rewritelab.spec import spec_from_dict
+    from rewritelab.tasks.datasets import generate_dataset
+    from rewritelab.tasks.spec import spec_from_dict
 
     data_dir = workdir / "datasets" / point.dataset_id
     if not (data_dir / "manifest.json").is_file():
@@ -83,20 +83,21 @@ def _accuracies(by_class: dict) -> dict:
 
 def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dict) -> dict:
     """Train (or fine-tune) the point's model into `run_dir`; its unseen/seen headline metrics."""
-    from rewritelab.evaluate import evaluate_run as evaluate
-    from rewritelab.runs import RUN_CONFIG, pick_device
+    from rewritelab.core.hardware import pick_device
+    from rewritelab.evaluation.evaluate import evaluate_run as evaluate
+    from rewritelab.model.gpt import RUN_CONFIG
 
     resume = (run_dir / RUN_CONFIG).is_file()
     if run_dir.exists() and not resume:  # killed before its run recorded anything
         shutil.rmtree(run_dir)
     if point.method == "finetune":
-        from rewritelab.finetune import finetune
+        from rewritelab.training.finetune import finetune
 
         base, config = point_config(point)
         outcome["device"] = str(pick_device(config.device))
         final = finetune(base, data_dir, run_dir, config, resume=resume, progress=False)
     else:
-        from rewritelab.train import train
+        from rewritelab.training.scratch import train
 
         config = point_config(point)
         outcome["device"] = str(pick_device(config.device))
@@ -136,7 +137,7 @@ def on_plateau(metrics: dict) -> bool:
     `MASTERED`) because the optimiser never fit its training examples (final training loss at
     least `PLATEAU_LOSS`): an accident of the draw, unlike a model that fits its examples but
     not the rules (memorising, or the rare rules of a skewed spread), which is a result."""
-    from rewritelab.paper import MASTERED, PLATEAU_LOSS
+    from rewritelab.core.paper import MASTERED, PLATEAU_LOSS
 
     loss = metrics["final_train"].get("train_loss")
     return metrics["seen_accuracy"] < MASTERED and loss is not None and loss >= PLATEAU_LOSS
@@ -148,7 +149,7 @@ def train_with_redraws(point: Point, data_dir: Path, runs_dir: Path, outcome: di
     fresh draw (the same data, the training seed `seed_of(seed, "redraw", k)`) in
     `runs_dir/<point id>-redraw<k>`. The metrics are those of the draw kept; the draws before
     it are listed under `redrawn`."""
-    from rewritelab.seeds import seed_of
+    from rewritelab.core.seeds import seed_of
 
     redrawn = []
     for draw in range(point.redraws + 1):
@@ -219,7 +220,7 @@ def base_of(experiment: Experiment, progress: bool = True) -> Iterator[Future | 
     its worker."""
     table = experiment.pretrain
     if table:
-        from rewritelab.pretrain import base_finished, check_pretrain_table, prepare_base
+        from rewritelab.training.pretrain import base_finished, check_pretrain_table, prepare_base
     unfinished = bool(table) and not base_finished(table)
     pinned = unfinished and check_pretrain_table(table, "pretrain").threads > 0
     beside = sum(not needs_base_weights(p) for p in experiment.points()) if pinned else 0
@@ -241,7 +242,7 @@ def base_of(experiment: Experiment, progress: bool = True) -> Iterator[Future | 
 def _await_architecture(out: Path, base: Future) -> None:
     """Wait until the pretraining run `out` has written its architecture (within seconds of
     its start), or has failed (raising its error)."""
-    from rewritelab.model import RUN_ARCHITECTURE_DIR, model_part
+    from rewritelab.model.gpt import RUN_ARCHITECTURE_DIR, model_part
 
     while not model_part(out, RUN_ARCHITECTURE_DIR):
         if base.done():

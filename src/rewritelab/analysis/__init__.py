@@ -1,0 +1,1 @@
+"""Analysis: transition fits, figures, reports and the results page."""

@@ -1,0 +1,564 @@
+"""Figures and tables from a results database: seed means with standard errors, per experiment.
+
+`write_report(database, out_dir)` groups the finished points of each (experiment, preset) by
+their full resolved config (seeds aside; points of an edited experiment file never count as
+extra seeds of the old one: they get a `config` column), averages over seeds (mean, standard
+error, seed count), draws the figure that suits the experiment's kind (PNG and PDF, see
+`rewritelab.analysis.figures`), fits the transition where the x axis is the instruction count
+(`rewritelab.analysis.transition`: I50 with a bootstrap interval, at the final evaluation
+and at each run's best training step), judges the paper's claim (`rewritelab.core.paper`), and
+writes `report.md` and `summary.json`. The experiment kind is read from the experiment name (the
+database does not record it): `e1`, `e1-dense` -> `e1`. Needs matplotlib and scipy (the
+`report` extra).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import statistics
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rewritelab.analysis.figures import (
+    FigureData,
+    draw,
+    line_label,
+    plot_curves,  # noqa: F401  (re-exported for existing callers)
+    save_figure,
+)
+from rewritelab.analysis.regime import (
+    regime_of,
+    regime_table,
+    vocabulary_verdict,
+)
+from rewritelab.core.atomic_files import write_text_atomic
+from rewritelab.core.errors import RewritelabError
+from rewritelab.core.paper import (
+    INSTRUCTIONS,
+    MASTERED,
+    NO_CRITERION,
+    PAPER,
+    PLATEAU_LOSS,
+    claim,
+    experiment_kind,
+    judge,
+)
+from rewritelab.sweep.database import ResultsDatabase
+from rewritelab.sweep.experiment import PLAIN_NAME
+
+METRICS = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
+
+
+def mean_and_stderr(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(variance / n)
+
+
+def config_id(row: dict) -> str:
+    """A short hash of a row's full resolved config with the seeds left out: rows that share it
+    differ only by seed, and only such rows are averaged together."""
+    from rewritelab.sweep.experiment import content_hash
+
+    config = copy.deepcopy(row.get("config") or {})
+    config.pop("seed", None)
+    for section in ("dataset", "train"):
+        if isinstance(config.get(section), dict):
+            config[section].pop("seed", None)
+    return content_hash(config, 8)
+
+
+def distinguish_configs(rows: list[dict]) -> list[dict]:
+    """The rows, with a `config` factor added where one factor setting ran under several
+    configs (an experiment file edited between sweeps), so they are never averaged together."""
+    configs: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        configs[json.dumps(row["factors"], sort_keys=True)].add(config_id(row))
+    if all(len(found) == 1 for found in configs.values()):
+        return rows
+    return [{**row, "factors": {**row["factors"], "config": config_id(row)}} for row in rows]
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """One entry per distinct full config (seeds aside): seed count and mean/stderr of each
+    metric."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["status"] == "done":
+            groups[(json.dumps(row["factors"], sort_keys=True), config_id(row))].append(row)
+    summary = []
+    for (key, _config), members in groups.items():
+        entry: dict[str, Any] = {"factors": json.loads(key), "seeds": len(members)}
+        for metric in METRICS:
+            values = [m["metrics"][metric] for m in members if m["metrics"].get(metric) is not None]
+            if values:
+                entry[metric], entry[f"{metric}_stderr"] = mean_and_stderr(values)
+        entry["elapsed_s"] = sum(m["elapsed_s"] or 0 for m in members)
+        summary.append(entry)
+    first_seen: dict[tuple[str, str], int] = {}
+    for row in rows:  # rows come in the grid's order
+        for key, value in row["factors"].items():
+            first_seen.setdefault((key, str(value)), len(first_seen))
+    return sorted(summary, key=lambda e: _sort_key(e["factors"], first_seen))
+
+
+def _sort_key(factors: dict, first_seen: dict) -> tuple:
+    """Numbers in increasing order; labels in the order the grid declared them."""
+    return tuple(
+        (0, v) if isinstance(v, int | float) else (1, first_seen[(k, str(v))])
+        for k, v in factors.items()
+    )
+
+
+def transition_point(entries: list[dict], threshold: float = 0.5) -> float | None:
+    """Instruction count where unseen accuracy first crosses `threshold` (log interpolation)."""
+    curve = sorted((e["factors"][INSTRUCTIONS], e["unseen_accuracy"]) for e in entries)
+    for (i0, a0), (i1, a1) in zip(curve, curve[1:], strict=False):
+        if a0 < threshold <= a1:
+            fraction = (threshold - a0) / (a1 - a0)
+            return math.exp(math.log(i0) + fraction * (math.log(i1) - math.log(i0)))
+    return None
+
+
+def seed_crossings(rows: list[dict], threshold: float = 0.5) -> dict[str, list[float | None]]:
+    """Per line (setting of the non-instruction factors), the crossing of each seed's curve."""
+    curves: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["status"] == "done":
+            entry = {"factors": row["factors"], "unseen_accuracy": row["unseen_accuracy"]}
+            curves[(line_label(row["factors"], INSTRUCTIONS), row["seed"])].append(entry)
+    crossings: dict[str, list[float | None]] = defaultdict(list)
+    for (label, _seed), entries in sorted(curves.items()):
+        crossings[label].append(transition_point(entries, threshold))
+    return crossings
+
+
+def transition_summary(entries: list[dict], crossings: list[float | None]) -> str:
+    """Where the mean curve crosses 0.5, the seeds' spread, and the width from 0.2 to 0.8."""
+    found = [c for c in crossings if c is not None]
+    if not found:
+        return f"not crossed in the grid ({len(crossings)} seeds)"
+    mean, stderr = mean_and_stderr(found)
+    text = f"I = {mean:.0f} ± {stderr:.0f} over {len(found)} of {len(crossings)} seeds"
+    low, high = transition_point(entries, 0.2), transition_point(entries, 0.8)
+    if low and high:
+        text += f"; 0.2 -> 0.8 spans {math.log10(high / low):.2f} decades of I"
+    return text
+
+
+# ---------------------------------------------------------------- the transition, fitted
+
+
+def _history(row: dict) -> list[dict]:
+    """The run's accuracies at each evaluation point: stored with its metrics by newer sweeps,
+    else read from its run directory's `metrics.jsonl` while that still exists."""
+    stored = (row.get("metrics") or {}).get("history")
+    if stored is not None:
+        return stored
+    if not row.get("run_dir"):
+        return []
+    from rewritelab.sweep.runner import training_history
+
+    return training_history(row["run_dir"])
+
+
+# The accuracy a transition is fitted on, its per-rule breakdown, and its name in reports.
+FITTED = {
+    "unseen_accuracy": ("unseen_by_instruction", "unseen accuracy"),
+    "unseen_has_op_accuracy": (
+        "unseen_by_has_op_instruction",
+        "unseen accuracy on inputs that hold x (has-op)",
+    ),
+}
+
+
+def fitted_accuracy(kind: str, rows: list[dict]) -> str:
+    """What the transition is fitted on: has-op accuracy where the test set mixes in no-ops
+    to split them (E2: half of it), since only inputs that hold x need the rule and no-ops
+    lift overall accuracy to near their share whatever I is; else unseen accuracy."""
+    done = [row.get("metrics") or {} for row in rows if row["status"] == "done"]
+    split = bool(done) and all(
+        m.get("unseen_noop_accuracy") is not None and m.get("unseen_has_op_accuracy") is not None
+        for m in done
+    )
+    return "unseen_has_op_accuracy" if kind in NOOP_SPLIT_KINDS and split else "unseen_accuracy"
+
+
+def _step_accuracy(row: dict, which: str, accuracy: str) -> float | None:
+    """`accuracy` of a run at its best or last logged evaluation point."""
+    logged = [h[accuracy] for h in _history(row) if h.get(accuracy) is not None]
+    if not logged:
+        return None
+    return max(logged) if which == "best_step" else logged[-1]
+
+
+def _observations(rows: list[dict], which: str, accuracy: str):
+    """One Observation of `accuracy` per finished run of a line: the final full evaluation
+    (with per-rule accuracies where stored) or a step from the training history (None if any
+    run lacks it)."""
+    from rewritelab.analysis.transition import Observation
+
+    found = []
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        instructions = row["factors"][INSTRUCTIONS]
+        if which == "final":
+            by_rule = metrics.get(FITTED[accuracy][0])
+            rules = tuple(by_rule.values()) if by_rule else None
+            found.append(Observation(row["seed"], instructions, metrics[accuracy], rules))
+            continue
+        value = _step_accuracy(row, which, accuracy)
+        if value is None:
+            return None
+        found.append(Observation(row["seed"], instructions, value))
+    return found
+
+
+def line_transitions(rows: list[dict], accuracy: str = "unseen_accuracy") -> dict[str, dict]:
+    """Per line (setting of the other factors), the transition of `accuracy` at the final
+    evaluation, at each run's best training step and at its last logged step (the last two
+    on the training evaluation subset, and only where every run's history holds it)."""
+    from rewritelab.analysis.transition import analyse_transition
+
+    lines: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        if row["status"] == "done" and metrics.get(accuracy) is not None:
+            lines[line_label(row["factors"], INSTRUCTIONS)].append(row)
+    transitions = {}
+    for label, members in lines.items():
+        transitions[label] = {}
+        for which in ("final", "best_step", "final_step"):
+            observations = _observations(members, which, accuracy)
+            if observations:
+                analysis = analyse_transition(observations)
+                transitions[label][which] = analysis | {"accuracy": accuracy}
+    return transitions
+
+
+def transition_lines(transitions: dict[str, dict]) -> list[str]:
+    """The report's transition paragraph: I50 with intervals, share of seeds generalising."""
+    from rewritelab.analysis.transition import describe
+
+    names = {
+        "final": "final evaluation",
+        "best_step": "best training step",
+        "final_step": "last training step",
+    }
+    lines = []
+    for label, analyses in transitions.items():
+        fitted = FITTED[next(iter(analyses.values()))["accuracy"]][1]
+        lines.append(f"**Transition ({label})**, {fitted} crossing 0.5:")
+        lines.append("")
+        for which, analysis in analyses.items():
+            lines.append(f"- {names[which]}: {describe(analysis)}")
+            lines += [f"  - warning: {w}" for w in analysis.get("warnings", [])]
+        final = analyses.get("final")
+        if final:
+            shares = ", ".join(
+                f"I = {i}: {share:.0%}" for i, share in final["share_generalising"].items()
+            )
+            lines.append(f"- share of seeds with unseen ≥ {final['generalise_at']}: {shares}")
+        if "best_step" in analyses:
+            lines.append(
+                "- best/last step use the training-time evaluation subset; the best step is a "
+                "maximum over evaluation points, so it leans optimistic"
+            )
+        lines.append("")
+    return lines
+
+
+# ---------------------------------------------------------------- tables and report
+
+
+def markdown_table(entries: list[dict]) -> str:
+    """Factor columns, then mean ± stderr of each metric and the seed count."""
+    if not entries:
+        return "_no finished points_\n"
+    factors = list(entries[0]["factors"])
+    metrics = [m for m in METRICS if any(m in e for e in entries)]
+    header = [f.rsplit(".", 1)[-1] for f in factors] + [m.replace("_", " ") for m in metrics]
+    lines = ["| " + " | ".join(header + ["seeds"]) + " |", "|" + "---|" * (len(header) + 1)]
+    for e in entries:
+        cells = [str(e["factors"][f]) for f in factors]
+        cells += [f"{e[m]:.3f} ± {e[f'{m}_stderr']:.3f}" if m in e else "–" for m in metrics]
+        lines.append("| " + " | ".join(cells + [str(e["seeds"])]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def e5_table(entries: list[dict]) -> str:
+    """Our unseen accuracy per (occurrences, instructions), then the paper's Table 1.
+
+    Two tables, not one: a scaled-down run has its own occurrence counts and instruction counts,
+    which seldom coincide with the paper's."""
+    rows = list(dict.fromkeys(str(e["factors"].get("occurrences")) for e in entries))
+    columns = sorted({e["factors"].get(INSTRUCTIONS) for e in entries}, reverse=True)
+    ours = {(str(e["factors"].get("occurrences")), e["factors"].get(INSTRUCTIONS)): e
+            for e in entries}  # fmt: skip
+    lines = ["Ours (mean ± s.e. over seeds):", "", _grid_header("occurrences", columns)]
+    for row in rows:
+        cells = [ours.get((row, column)) for column in columns]
+        lines.append(f"| {row} | " + " | ".join(
+            f"{e['unseen_accuracy']:.2f} ± {e['unseen_accuracy_stderr']:.2f}" if e else "–"
+            for e in cells) + " |")  # fmt: skip
+    reference = PAPER["e5"]
+    lines += ["", "The paper's (one run each):", "",
+              _grid_header("occurrences", reference["table1_instructions"])]  # fmt: skip
+    for row, values in reference["table1"].items():
+        lines.append(f"| {row} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _grid_header(row_name: str, columns: list) -> str:
+    """A markdown header row with one column per instruction count."""
+    return (f"| {row_name} \\ instructions | " + " | ".join(f"I={c}" for c in columns) + " |\n"
+            + "|---|" + "---|" * len(columns))  # fmt: skip
+
+
+TABLES = {
+    "e5": (
+        "Unseen accuracy by occurrences of x in training inputs, beside the paper's Table 1:",
+        e5_table,
+    ),
+}
+# kinds whose claim is about where I switches on (E6: where I is a number, not a label)
+TRANSITION_KINDS = {"e0", "e1", "e2", "e5", "e6", "e7"}
+
+
+X_FACTORS = {"e4": "spread"}
+# Kinds whose figure splits unseen accuracy into no-op and has-op inputs (the table always does;
+# with several lines, the split makes other figures unreadable).
+NOOP_SPLIT_KINDS = {"e2", "generic"}  # kinds whose paper figure puts another factor on the x axis
+
+
+def x_axis_factor(entries: list[dict], kind: str = "") -> str | None:
+    """The kind's own x factor (E4: the spread, as the paper's Fig. 4) when every point has it,
+    else the instruction count when it varies, else the first factor that varies (a grid at
+    one I, like a mastery check, is drawn against what it compares), else the first factor."""
+    if not entries or not entries[0]["factors"]:
+        return None
+    if kind in X_FACTORS and all(X_FACTORS[kind] in e["factors"] for e in entries):
+        return X_FACTORS[kind]
+
+    def varies(factor: str) -> bool:
+        levels = {json.dumps(e["factors"].get(factor), sort_keys=True) for e in entries}
+        return len(levels) > 1
+
+    counted = all(isinstance(e["factors"].get(INSTRUCTIONS), int) for e in entries)
+    if counted and varies(INSTRUCTIONS):
+        return INSTRUCTIONS
+    factors = list(entries[0]["factors"])
+    return next((factor for factor in factors if varies(factor)), factors[0])
+
+
+def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tuple[list, dict]:
+    """The report section of one experiment/preset and its analysis for `summary.json`:
+    summary line, figure, transition, tables, paper claim and verdict, failures."""
+    kind = experiment_kind(name)
+    rows = distinguish_configs(rows)
+    entries = aggregate(rows)
+    failed = [r for r in rows if r["status"] == "failed"]
+    done = [r for r in rows if r["status"] == "done"]
+    compute_s = sum(r["elapsed_s"] or 0 for r in done)
+    lines = [f"## {name} (preset `{preset}`)", ""]
+    lines.append(
+        f"{len(done)} points done, {len(failed)} failed, "
+        f"{sum(1 for r in rows if r['status'] in ('pending', 'running'))} unfinished; "
+        f"compute time {compute_s / 60:.1f} min; "
+        f"devices: {', '.join(sorted({r['device'] or '?' for r in done})) or '–'}."
+    )
+    lines.append("")
+    analysis: dict[str, Any] = {"kind": kind, "compute_s": compute_s, "figures": []}
+    x_factor = x_axis_factor(entries, kind)
+    transitions = {}
+    if x_factor == INSTRUCTIONS and kind in TRANSITION_KINDS:
+        transitions = line_transitions(rows, fitted_accuracy(kind, rows))
+        analysis["transitions"] = transitions
+    if x_factor is not None:
+        metrics = ("unseen_accuracy", "seen_accuracy")
+        if kind in NOOP_SPLIT_KINDS and any("unseen_noop_accuracy" in e for e in entries):
+            metrics += ("unseen_noop_accuracy", "unseen_has_op_accuracy")
+        data = FigureData(f"{name} ({preset})", kind, x_factor, entries, done, metrics, transitions)
+        files = save_figure(draw(data), out_dir, f"{name}-{preset}")
+        analysis["figures"] = files
+        lines += [f"![{name}]({files[0]}) ([PDF]({files[1]}))", ""]
+    lines += transition_lines(transitions)
+    lines.append(markdown_table(entries))
+    if kind in TABLES and entries:
+        caption, table = TABLES[kind]
+        lines += [caption, "", table(entries)]
+    finding, basis = judge(kind, entries)
+    regime = regime_of(done or rows)
+    verdict = vocabulary_verdict(finding, regime)
+    analysis.update(claim=claim(kind), verdict=verdict, finding=finding, verdict_basis=basis)
+    analysis["regime"] = regime and regime.to_dict()
+    analysis["measured"] = measured_line(basis, transitions)
+    lines += [f"- paper: {claim(kind)}", f"- verdict: **{verdict}** (finding {finding}: {basis})"]
+    if regime is not None:
+        lines += [""] + regime_table(regime) + [""]
+    mastery, analysis["mastery"] = mastery_lines(done)
+    lines += mastery + [""]
+    for row in failed:
+        lines.append(f"- failed: {row['factors']} seed {row['seed']}: `{row['error']}`")
+    return lines, analysis
+
+
+def mastery_lines(done: list[dict]) -> tuple[list[str], dict]:
+    """Which runs mastered their own training rules (seen accuracy ≥ MASTERED), which did not,
+    and which were kept from a redraw after a first draw that ended on the optimisation
+    plateau (`redraw_unmastered`): report lines and their counts."""
+    unmastered = [r for r in done if (r["seen_accuracy"] or 0.0) < MASTERED]
+    redrawn = [r for r in done if r["metrics"].get("redrawn")]
+    line = f"- mastered (seen ≥ {MASTERED}): {len(done) - len(unmastered)} of {len(done)} runs"
+    if unmastered:
+        line += "; not: " + "; ".join(
+            f"{_run_name(r)} (seen {r['seen_accuracy']:.3f})" for r in unmastered
+        )
+    lines = [line]
+    if redrawn:
+        draws = [
+            f"{_run_name(r)} (seen "
+            + " → ".join(f"{d['seen_accuracy']:.2f}" for d in r["metrics"]["redrawn"])
+            + f" → {r['seen_accuracy']:.2f})"
+            for r in redrawn
+        ]
+        lines.append(
+            f"- redrawn: {len(redrawn)} run(s) ended their first draw on the optimisation "
+            f"plateau (seen < {MASTERED}, final training loss ≥ {PLATEAU_LOSS}) and were "
+            f"trained again from a fresh one (same data, new initial weights and batch order): "
+            + "; ".join(draws)
+        )
+    lines += stopping_lines(done)
+    counts = {"runs": len(done), "mastered": len(done) - len(unmastered), "redrawn": len(redrawn)}
+    return lines, counts
+
+
+def stopping_lines(done: list[dict]) -> list[str]:
+    """How long runs that stop once they master their training examples
+    (`stop_at_train_accuracy`, which logs `train_accuracy`) trained: a report line, none when
+    no run measured its training accuracy."""
+    finals = [r["metrics"].get("final_train", {}) for r in done]
+    epochs = sorted(f["epoch"] for f in finals if "train_accuracy" in f and "epoch" in f)
+    if not epochs:
+        return []
+    return [
+        f"- trained until mastered (`stop_at_train_accuracy`: the first epoch whose exact match "
+        f"on a sample of training examples reaches it, or the last): {_epochs(epochs[0])}-"
+        f"{_epochs(epochs[-1])} epochs, median {_epochs(statistics.median(epochs))}, in "
+        f"{len(epochs)} runs"
+    ]
+
+
+def _epochs(value: float) -> str:
+    """An epoch count to two decimals at most (evaluations a fraction of an epoch apart)."""
+    return f"{round(value, 2):g}"
+
+
+def _run_name(row: dict) -> str:
+    return f"{line_label(row['factors'], '')} seed {row['seed']}"
+
+
+def check_rows(rows: list[dict], where: str | Path) -> None:
+    """Refuse rows a report cannot use: factors that are not a table, or a finished point
+    whose metrics are not numbers."""
+    for row in rows:
+        if not isinstance(row["factors"], dict):
+            raise RewritelabError(f"{where}: point {row['point_id']} has invalid factors")
+        if row["status"] != "done":
+            continue
+        metrics = row["metrics"]
+        valid = isinstance(metrics, dict) and all(
+            metrics.get(m) is None
+            or (isinstance(metrics[m], int | float) and not isinstance(metrics[m], bool)
+                and math.isfinite(metrics[m]))
+            for m in METRICS
+        )  # fmt: skip
+        if not valid:
+            raise RewritelabError(f"{where}: point {row['point_id']} has invalid metrics")
+
+
+def _fitted_i50(final: dict) -> str:
+    """I50 with its interval, named `has-op I50` when fitted on has-op accuracy."""
+    from rewritelab.analysis.transition import describe_i50
+
+    text = describe_i50(final)
+    overall = final.get("accuracy", "unseen_accuracy") == "unseen_accuracy"  # older: overall
+    return text if overall else text.replace("I50", "has-op I50", 1)
+
+
+def measured_line(basis: str, transitions: dict[str, dict]) -> str:
+    """One line for the results page: the verdict's numbers and the I50 of each line (only
+    the I50s when no criterion judged the experiment)."""
+    fitted = {k: t["final"] for k, t in transitions.items() if "i50_ci" in t.get("final", {})}
+    if not fitted:
+        return basis
+    if list(fitted) == ["all"]:
+        return f"{basis}; {_fitted_i50(fitted['all'])}"
+    i50s = "; ".join(f"{label}: {_fitted_i50(final)}" for label, final in fitted.items())
+    return i50s if basis == NO_CRITERION else f"{basis}; {i50s}"
+
+
+def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> list[str]:
+    """The report section of one experiment/preset (see `build_section`)."""
+    return build_section(name, preset, rows, out_dir)[0]
+
+
+def write_report(database_path: str | Path, out_dir: str | Path, run: dict | None = None) -> Path:
+    """Write figures, `summary.json` and `report.md` for every experiment in the database.
+
+    `summary.json` holds, per "experiment/preset", the seed means; under "analysis", per
+    experiment, its kind, figures, transitions, the paper's claim and the verdict; and under
+    "run" the given `run` facts (e.g. {"command": ..., "wall_s": ...}) for the results page.
+    """
+    database = ResultsDatabase(database_path, readonly=True)
+    try:
+        rows = database.rows()
+    finally:
+        database.close()
+    if not rows:
+        raise RewritelabError(f"{database_path} holds no results")
+    check_rows(rows, database_path)
+    by_experiment: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        for what in ("experiment", "preset"):  # each becomes part of a file name
+            if not isinstance(row[what], str) or not PLAIN_NAME.fullmatch(row[what]):
+                raise RewritelabError(
+                    f"{database_path}: {what} name {str(row[what])[:80]!r} is not a plain "
+                    "identifier (letters, digits, _ and -): refusing to make a path of it"
+                )
+        by_experiment[(row["experiment"], row["preset"])].append(row)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RewritelabError(f"cannot create report directory {out_dir}: {error}") from None
+    created = f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}"
+    lines = [
+        "# rewritelab results",
+        "",
+        f"Generated {created} from `{database_path}`; accuracies: seed means ± standard error.",
+        "",
+    ]
+    summary: dict[str, Any] = {}
+    analyses = {}
+    for (name, preset), members in sorted(by_experiment.items()):
+        section, analyses[f"{name}/{preset}"] = build_section(name, preset, members, out_dir)
+        lines += section + [""]
+        summary[f"{name}/{preset}"] = aggregate(distinguish_configs(members))
+    summary["analysis"] = analyses
+    if run:
+        summary["run"] = run
+    versions = sorted({json.dumps(r["versions"], sort_keys=True) for r in rows if r["versions"]})
+    lines += ["## Run metadata", ""] + [f"- versions: `{v}`" for v in versions]
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    report = out_dir / "report.md"
+    write_text_atomic(report, "\n".join(lines) + "\n")
+    return report

@@ -1,0 +1,2 @@
+"""The ground floor: errors, config reading, seeds, provenance, hardware, atomic files, locks,
+the paper's numbers."""

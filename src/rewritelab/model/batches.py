@@ -1,0 +1,343 @@
+"""Encoded dataset splits and the batches cut from them, for training and evaluation.
+
+A split is encoded once into one flat array of token ids plus per-example offsets, prompt
+lengths and the record fields the evaluation breaks accuracy down by. Batches are padded on
+the right to their own longest sequence only; training batches come from length buckets
+(examples of similar length together), which removes most padding without changing what an
+epoch contains. A training batch is a pure function of (seed, step): resuming a run needs
+no hidden sampler state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewritelab.core.errors import RewritelabError
+from rewritelab.core.seeds import stream
+from rewritelab.model.gpt import IGNORE
+from rewritelab.model.tokenizer import Tokenizer, loss_mask
+from rewritelab.tasks.algorithms import SPLIT_FILES as ALGORITHM_SPLIT_FILES
+from rewritelab.tasks.datasets import SPLIT_FILES, read_manifest, read_records
+
+# Record fields kept per example for the accuracy breakdown (the optional ones where a dataset
+# has them: near-misses).
+BREAKDOWN_FIELDS = ("instruction", "noop", "occurrences")
+OPTIONAL_BREAKDOWN_FIELDS = ("near_miss_kind",)
+# The algorithm task: what the model is trained to write, and the record fields kept per example
+# (breakdown by steps, rules, halting kind and no-op; the rest to write predictions).
+TARGETS = ("step", "final", "trace")
+DEFAULT_TARGET = "final"
+MARKOV_FIELDS = ("algorithm", "rules", "rule_count", "input", "output", "step_output", "trace")
+MARKOV_BREAKDOWN_FIELDS = ("steps", "rule_count", "halt", "noop")
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """One split, tokenised: example i is `tokens[offsets[i]:offsets[i + 1]]`."""
+
+    tokens: np.ndarray  # (total tokens,) int64
+    offsets: np.ndarray  # (N + 1,)
+    prompt_lengths: np.ndarray  # (N,)
+    records: list[dict]  # (N,) the source records, for breakdowns and predictions
+
+    @classmethod
+    def from_pieces(
+        cls, pieces: list, prompt_lengths: list[int], records: list[dict], where: str
+    ) -> EncodedSplit:
+        """Pack per-example token lists (prompt then answer) into one split."""
+        if not pieces:
+            raise RewritelabError(f"{where} holds no examples")
+        lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
+        return cls(
+            np.fromiter(
+                (t for piece in pieces for t in piece), dtype=np.int64, count=lengths.sum()
+            ),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            np.array(prompt_lengths, dtype=np.int64),
+            records,
+        )
+
+    def __len__(self) -> int:
+        return len(self.prompt_lengths)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def answer(self, i: int) -> np.ndarray:
+        """The gold answer ids of example i (end token included)."""
+        return self.tokens[self.offsets[i] + self.prompt_lengths[i] : self.offsets[i + 1]]
+
+    def subset(self, indices: np.ndarray) -> EncodedSplit:
+        """The examples at `indices`, in that order."""
+        pieces = [self.tokens[self.offsets[i] : self.offsets[i + 1]] for i in indices.tolist()]
+        lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
+        return EncodedSplit(
+            np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            self.prompt_lengths[indices],
+            [self.records[i] for i in indices.tolist()],
+        )
+
+
+def check_dataset(data_dir: str | Path, tokenizer: Tokenizer | None = None) -> dict:
+    """The dataset's manifest, after checking that its files exist and are the bytes the
+    manifest's SHA-256s name (a truncated, edited or swapped split is refused) and that the
+    tokenizer covers its alphabet."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise RewritelabError(f"data directory {data_dir} does not exist")
+    manifest = read_manifest(data_dir)
+    missing = [name for name in SPLIT_FILES.values() if not (data_dir / name).is_file()]
+    if missing:
+        raise RewritelabError(f"dataset {data_dir} is missing {', '.join(missing)}")
+    for name, facts in (manifest.get("files") or {}).items():
+        if file_sha256(data_dir / name) != (facts or {}).get("sha256"):
+            raise RewritelabError(
+                f"{data_dir / name} does not match the SHA-256 in its manifest "
+                "(changed or truncated since it was generated): regenerate the dataset"
+            )
+    if tokenizer is not None:
+        if tokenizer.layout != dataset_task(manifest):
+            raise RewritelabError(
+                f"the model's tokenizer has the {tokenizer.layout!r} layout, but the dataset "
+                f"{data_dir} is of task {dataset_task(manifest)!r}"
+            )
+        tokenizer.check_alphabet(dataset_alphabet(manifest), f"the dataset {data_dir}")
+    return manifest
+
+
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes (None if it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def dataset_digest(manifest: dict) -> dict:
+    """What identifies a dataset's content, for a run to record and a resume to compare."""
+    return {"files": manifest.get("files"), "version": manifest.get("version")}
+
+
+def dataset_task(manifest: dict) -> str:
+    """The dataset's task: `rule` (manifests of the single-rule task name none) or `markov`."""
+    return manifest.get("task", "rule")
+
+
+def dataset_alphabet(manifest: dict) -> str:
+    """Every character the dataset's prompts and answers may hold: the alphabet, plus for the
+    algorithm task the markers of either split (in first-seen order)."""
+    try:
+        config = manifest["config"]
+        alphabet = config["alphabet"]
+        if dataset_task(manifest) == "markov":
+            markers = config["train"]["markers"] + config["test"]["markers"]
+            alphabet += "".join(c for c in dict.fromkeys(markers) if c not in alphabet)
+        return alphabet
+    except (KeyError, TypeError):
+        raise RewritelabError("dataset manifest has no config.alphabet (or markers)") from None
+
+
+def dataset_tokenizer(manifest: dict) -> Tokenizer:
+    """A fresh tokenizer for the dataset: its characters, in the layout of its task."""
+    return Tokenizer(dataset_alphabet(manifest), layout=dataset_task(manifest))
+
+
+def resolve_target(manifest: dict, target: str | None) -> str | None:
+    """The training target for this dataset: `final` unless set for an algorithm dataset;
+    None for a single-rule dataset, which has only one (setting one is refused)."""
+    if target is not None and target not in TARGETS:
+        raise RewritelabError(f"target must be one of {TARGETS}, got {target!r}")
+    if dataset_task(manifest) == "markov":
+        return target or DEFAULT_TARGET
+    if target is not None:
+        raise RewritelabError(
+            f"target = {target!r} applies to algorithm datasets (task = 'markov') only; "
+            "a single-rule dataset has one answer"
+        )
+    return None
+
+
+def split_path(data_dir: str | Path, split: str, tokenizer: Tokenizer) -> Path:
+    """The file of one split: `train`, `seen_test`, `test` (and `classic` for algorithms)."""
+    files = ALGORITHM_SPLIT_FILES if tokenizer.layout == "markov" else SPLIT_FILES
+    if split not in files:
+        raise RewritelabError(f"split must be one of {tuple(files)}, got {split!r}")
+    path = Path(data_dir) / files[split]
+    if not path.is_file():
+        raise RewritelabError(f"dataset {data_dir} has no {files[split]}")
+    return path
+
+
+def encode_split(
+    data_dir: str | Path, split: str, tokenizer: Tokenizer, target: str | None = None
+) -> EncodedSplit:
+    """Read and tokenise one split (`train`, `seen_test`, `test`; `classic` for algorithms) of
+    a dataset, in the tokenizer's layout; `target` (algorithm datasets) picks the answer."""
+    path = split_path(data_dir, split, tokenizer)
+    markov = tokenizer.layout == "markov"
+    if markov:
+        target = target or DEFAULT_TARGET
+        if target not in TARGETS:
+            raise RewritelabError(f"target must be one of {TARGETS}, got {target!r}")
+    elif target is not None:
+        raise RewritelabError(f"target {target!r} does not apply to the single-rule {path}")
+    pieces, prompt_lengths, records = [], [], []
+    try:
+        for record in read_records(path):
+            prompt, answer, kept = (
+                _markov_example(record, tokenizer, target)
+                if markov
+                else _rule_example(record, tokenizer)
+            )
+            pieces.append(prompt + answer)
+            prompt_lengths.append(len(prompt))
+            records.append(kept)
+    except (ValueError, KeyError, TypeError) as error:
+        raise RewritelabError(f"{path} is not a valid split file: {error!r}") from None
+    return EncodedSplit.from_pieces(pieces, prompt_lengths, records, str(path))
+
+
+def _rule_example(record: dict, tokenizer: Tokenizer) -> tuple[list, list, dict]:
+    prompt = tokenizer.encode_prompt(record["x"], record["y"], record["z"])
+    return prompt, tokenizer.encode_answer(record["output"]), kept_fields(record)
+
+
+def kept_fields(record: dict) -> dict:
+    """What an encoded split keeps of a single-rule record: the rule, the words, the classes."""
+    kept = {key: record[key] for key in ("x", "y", "z", "output", *BREAKDOWN_FIELDS)}
+    return kept | {key: record[key] for key in OPTIONAL_BREAKDOWN_FIELDS if key in record}
+
+
+def markov_answer(record: dict, target: str) -> list[str]:
+    """The words the model writes for an algorithm record: one, or the trace (`trace or
+    [output]`: a run in which no rule fires writes its input)."""
+    if target == "step":
+        return [record["step_output"]]
+    if target == "final":
+        return [record["output"]]
+    return list(record["trace"]) or [record["output"]]
+
+
+def _markov_example(record: dict, tokenizer: Tokenizer, target: str) -> tuple[list, list, dict]:
+    prompt = tokenizer.encode_algorithm_prompt(record["rules"], record["input"])
+    answer = markov_answer(record, target)
+    kept = {key: record[key] for key in (*MARKOV_FIELDS, *MARKOV_BREAKDOWN_FIELDS)}
+    return prompt, tokenizer.encode_trace(answer), kept | {"target": target, "answer": answer}
+
+
+def epoch_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket_batches: int
+) -> list[np.ndarray]:
+    """One epoch of example indices cut into batches of similar lengths, in random order.
+
+    The shuffled examples are cut into chunks of `bucket_batches` batches; each chunk is sorted
+    by length and cut into batches; the batches are shuffled. `bucket_batches=1` gives plain
+    random batches. The number of batches depends only on the sizes, never on the seed.
+    """
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(order), chunk):
+        piece = order[start : start + chunk]
+        piece = piece[np.argsort(lengths[piece], kind="stable")]
+        batches.extend(piece[i : i + batch_size] for i in range(0, len(piece), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches)).tolist()]
+
+
+def batches_per_epoch(examples: int, batch_size: int, bucket_batches: int) -> int:
+    """How many batches `epoch_batches` cuts `examples` examples into."""
+    chunk = batch_size * bucket_batches
+    full, rest = divmod(examples, chunk)
+    return full * bucket_batches + -(-rest // batch_size)
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Evaluation batches: indices sorted by length, so each batch pads little."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(
+    split: EncodedSplit, indices: np.ndarray, pad_id: int, multiple: int = 1
+) -> np.ndarray:
+    """Token ids of the examples at `indices`, right-padded to the longest (rounded up to
+    `multiple`), shape (B, T)."""
+    lengths = split.lengths[indices]
+    width = -(-int(lengths.max()) // multiple) * multiple
+    ids = np.full((len(indices), width), pad_id, dtype=np.int64)
+    for row, (i, length) in enumerate(zip(indices.tolist(), lengths.tolist(), strict=True)):
+        ids[row, :length] = split.tokens[split.offsets[i] : split.offsets[i] + length]
+    return ids
+
+
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array as a tensor on `device` (pinned, non-blocking copy on CUDA)."""
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def eval_subset(split: EncodedSplit, examples: int, seed: int, name: str) -> EncodedSplit:
+    """A fixed random subset of `examples` examples of an evaluation split (all when 0)."""
+    if not examples or examples >= len(split):
+        return split
+    rng = stream(seed, "eval_subset", name)
+    return split.subset(np.sort(rng.choice(len(split), examples, replace=False)))
+
+
+class Batches:
+    """Training batches of an encoded split as a pure function of the step: epochs of length
+    buckets (`epoch_batches`), each batch cut into micro-batches, inputs right-padded, targets
+    IGNORE where no loss. Caches only the current epoch's plan."""
+
+    def __init__(
+        self,
+        split: EncodedSplit,
+        seed: int,
+        batch_size: int,
+        bucket_batches: int,
+        pad_id: int,
+        loss_on: str = "answer",
+        micro_batch_size: int | None = None,
+        multiple: int = 1,
+    ):
+        self.split, self.seed, self.pad_id, self.loss_on = split, seed, pad_id, loss_on
+        self.batch_size, self.bucket_batches, self.multiple = batch_size, bucket_batches, multiple
+        self.micro_batch_size = micro_batch_size or batch_size
+        self.per_epoch = batches_per_epoch(len(split), batch_size, bucket_batches)
+        self._epoch, self._plan = -1, []
+
+    def indices(self, step: int) -> np.ndarray:
+        epoch, position = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            rng = stream(self.seed, "data_order", epoch)
+            self._plan = epoch_batches(
+                self.split.lengths, self.batch_size, rng, self.bucket_batches
+            )
+            self._epoch = epoch
+        return self._plan[position]
+
+    def __call__(self, step: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+        """The micro-batches (ids (b, T), targets (b, T - 1)) of step `step`, and its real
+        token count. Each micro-batch is padded only to its own longest example."""
+        indices = self.indices(step)
+        micro = [
+            self.arrays(indices[i : i + self.micro_batch_size])
+            for i in range(0, len(indices), self.micro_batch_size)
+        ]
+        return micro, int(self.split.lengths[indices].sum())
+
+    def arrays(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = pad_batch(self.split, indices, self.pad_id, self.multiple)
+        lengths = self.split.lengths[indices]
+        mask = loss_mask(self.split.prompt_lengths[indices], lengths, ids.shape[1], self.loss_on)
+        return ids, np.where(mask, ids[:, 1:], IGNORE)

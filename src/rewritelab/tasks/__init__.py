@@ -1,0 +1,2 @@
+"""Tasks: rules, rule families, inputs, dataset specs, generators, the on-disk dataset format,
+inspect."""

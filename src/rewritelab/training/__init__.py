@@ -1,0 +1,1 @@
+"""Training: the loop, run directories, and the methods (scratch, finetune, pretrain)."""
