@@ -28,8 +28,8 @@ RESULTS = Path(__file__).parent / "results"
 
 def measure_one(instructions: int, examples: int, test_examples: int) -> dict:
     """Generate one dataset in this process; report time and peak memory."""
-    from rewritelab.tasks.datasets import generate_dataset
-    from rewritelab.tasks.spec import spec_from_dict
+    from rewritelab.tasks.generate import generate_dataset
+    from rewritelab.tasks.spec_files import spec_from_dict
 
     test_instructions = 1000
     spec = spec_from_dict(

@@ -475,8 +475,8 @@ def run_worker(
 
 def make_dataset(setting_name: str, directory: Path, examples_needed: int) -> Path:
     """The setting's training data: whole length buckets, at least `examples_needed`."""
-    from rewritelab.tasks.datasets import generate_dataset
-    from rewritelab.tasks.spec import spec_from_dict
+    from rewritelab.tasks.generate import generate_dataset
+    from rewritelab.tasks.spec_files import spec_from_dict
 
     data = SETTINGS[setting_name]["data"]
     chunk = SETTINGS[setting_name]["batch_size"] * BUCKET_BATCHES

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rewritelab.tasks.datasets import generate_dataset
-from rewritelab.tasks.spec import spec_from_dict
+from rewritelab.tasks.generate import generate_dataset
+from rewritelab.tasks.spec_files import spec_from_dict
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 from rewritelab import __version__
 from rewritelab.cli.main import main
-from rewritelab.tasks.algorithms import CLASSIC_DIR
-from rewritelab.tasks.datasets import generate_dataset
+from rewritelab.tasks.generate import generate_dataset
 from rewritelab.tasks.inspection import inspect_dataset
+from rewritelab.tasks.markov.generate import CLASSIC_DIR
 from rewritelab.tasks.rules import MarkovAlgorithm, Rule
-from rewritelab.tasks.spec import spec_from_dict
+from rewritelab.tasks.spec_files import spec_from_dict
 
 SPLITS = ("train", "seen_test", "test")
 

@@ -12,8 +12,9 @@ from conftest import load_split, reference_occurrences, reference_rewrite
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rewritelab.tasks.datasets import generate_dataset, uniform_assignment
-from rewritelab.tasks.spec import spec_from_dict
+from rewritelab.tasks.allocation import uniform_assignment
+from rewritelab.tasks.generate import generate_dataset
+from rewritelab.tasks.spec_files import spec_from_dict
 
 SPLITS = ("train", "seen_test", "test")
 

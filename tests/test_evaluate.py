@@ -23,9 +23,10 @@ from rewritelab.evaluation.evaluate import (
 from rewritelab.model.batches import encode_split
 from rewritelab.model.gpt import load_model
 from rewritelab.model.prompts import CharCodec
-from rewritelab.tasks.datasets import generate_dataset
+from rewritelab.tasks.generate import generate_dataset
+from rewritelab.tasks.registry import TASKS
 from rewritelab.tasks.rules import Rule
-from rewritelab.tasks.spec import spec_from_dict
+from rewritelab.tasks.spec_files import spec_from_dict
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_breakdown_by_hand():
         {"instruction": 10, "x": "b", "noop": False, "occurrences": 2},
         {"instruction": 10, "x": "b", "noop": False, "occurrences": 1},
     ]
-    result = breakdown(np.array([True, False, True, True]), records)
+    result = breakdown(np.array([True, False, True, True]), records, TASKS["rule"])
     assert result["overall"]["accuracy"] == 0.75
     assert result["overall"]["examples"] == 4
     assert result["overall"]["stderr"] == pytest.approx((0.75 * 0.25 / 4) ** 0.5)

@@ -27,9 +27,9 @@ from rewritelab.model.prompts import (  # noqa: E402
     encode_dataset_split,
     encode_example,
 )
-from rewritelab.tasks.datasets import generate_dataset  # noqa: E402
+from rewritelab.tasks.generate import generate_dataset
 from rewritelab.tasks.rules import Rule  # noqa: E402
-from rewritelab.tasks.spec import spec_from_dict  # noqa: E402
+from rewritelab.tasks.spec_files import spec_from_dict
 from rewritelab.training.finetune import finetune  # noqa: E402
 from rewritelab.training.finetune_config import PRESETS, finetune_config_from_dict  # noqa: E402
 from rewritelab.training.loop import Loop  # noqa: E402

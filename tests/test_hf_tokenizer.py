@@ -13,7 +13,7 @@ from rewritelab.evaluation.evaluate import greedy_generate, predict
 from rewritelab.model.gpt import ModelConfig, build_model, load_model, save_model
 from rewritelab.model.prompts import is_char_tokenizer_dir
 from rewritelab.model.tokenizer import SPECIAL_TOKENS, Tokenizer
-from rewritelab.tasks.datasets import read_records
+from rewritelab.tasks.storage import read_records
 from rewritelab.training.pretrain import PretrainConfig
 
 PROMPTS = [("ab", "c", "aabab"), ("c", "", "ccc"), ("a", "bb", "b")]

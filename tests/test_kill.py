@@ -20,7 +20,7 @@ import pytest
 from test_sweep import TINY
 
 from rewritelab.sweep import ResultsDatabase
-from rewritelab.tasks.datasets import read_manifest
+from rewritelab.tasks.storage import read_manifest
 
 pytestmark = pytest.mark.slow
 SRC = str(Path(__file__).parents[1] / "src")

@@ -169,7 +169,7 @@ def test_target_is_refused_on_a_single_rule_dataset(make_dataset, tmp_path, caps
                  "target=trace", "--max-steps", "1", "--quiet"])  # fmt: skip
     error = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in error
-    assert "applies to algorithm datasets" in error and not (tmp_path / "run").exists()
+    assert "does not apply to task 'rule'" in error and not (tmp_path / "run").exists()
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--set",
                  "target=all", "--quiet"])  # fmt: skip
     assert code == 2 and "target must be one of" in capsys.readouterr().err
@@ -181,8 +181,8 @@ def test_target_is_refused_on_a_single_rule_dataset(make_dataset, tmp_path, caps
 @pytest.fixture(scope="module")
 def step_run(tmp_path_factory):
     """A tiny model trained for `step` on TINY_MARKOV through `rewritelab train` (seconds)."""
-    from rewritelab.tasks.datasets import generate_dataset
-    from rewritelab.tasks.spec import spec_from_dict
+    from rewritelab.tasks.generate import generate_dataset
+    from rewritelab.tasks.spec_files import spec_from_dict
 
     root = tmp_path_factory.mktemp("markov")
     data, run = root / "data", root / "run"

@@ -12,7 +12,7 @@ from conftest import load_split, reference_occurrences, reference_rewrite
 
 from rewritelab.cli.main import main
 from rewritelab.core.errors import RewritelabError
-from rewritelab.tasks.spec import spec_from_dict
+from rewritelab.tasks.spec_files import spec_from_dict
 
 SPLITS = ("train", "seen_test", "test")
 KINDS = ("substitution", "prefix", "suffix", "overlap")

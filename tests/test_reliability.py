@@ -16,7 +16,7 @@ from rewritelab.cli.main import main
 from rewritelab.core import provenance
 from rewritelab.sweep import ResultsDatabase, load_experiment
 from rewritelab.sweep import experiment as experiment_module
-from rewritelab.tasks.datasets import read_manifest, recover_leftovers
+from rewritelab.tasks.storage import read_manifest, recover_leftovers
 
 GENERATE = ["generate", "--quiet", "--instructions", "3", "--examples-per-instruction", "2"]
 
@@ -88,12 +88,12 @@ def test_generator_digest_covers_the_generators_modules():
     digest = provenance.generator_digest()
     assert len(digest) == 16
     modules = {
-        "rewritelab.tasks.datasets",
+        "rewritelab.tasks.generate",
         "rewritelab.tasks.spec",
         "rewritelab.tasks.rules",
         "rewritelab.tasks.inputs",
     }
-    found, todo = set(), ["rewritelab.tasks.datasets"]
+    found, todo = set(), ["rewritelab.tasks.generate"]
     while todo:
         module = todo.pop()
         if module not in found:

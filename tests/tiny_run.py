@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from rewritelab.tasks.datasets import generate_dataset
-from rewritelab.tasks.spec import spec_from_dict
+from rewritelab.tasks.generate import generate_dataset
+from rewritelab.tasks.spec_files import spec_from_dict
 from rewritelab.training.scratch import train, train_config_from_dict
 
 TINY_DATA = {

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from rewritelab.evaluation.evaluate import evaluate_run
-from rewritelab.tasks.datasets import generate_dataset
-from rewritelab.tasks.spec import spec_from_dict
+from rewritelab.tasks.generate import generate_dataset
+from rewritelab.tasks.spec_files import spec_from_dict
 
 TRAINING_KEYS = {
     "within-k": ("families", "k", "input_length", "pattern_length", "replacement_length"),

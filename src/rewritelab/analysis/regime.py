@@ -94,15 +94,16 @@ PAPER_REGIME = Regime((1, 20), (1, 20), (1, 50), 26, _paper_rule_space(), (10, 1
 
 def regime_of(rows: list[dict]) -> Regime | None:
     """The regime of an experiment's points (their resolved dataset configs); None when the
-    rows hold no single-rule dataset config (the algorithm task has no rule space)."""
-    from rewritelab.tasks.spec import spec_from_dict
+    rows hold no dataset config of the paper's task (the default; others have no rule space)."""
+    from rewritelab.tasks.registry import DEFAULT_TASK
+    from rewritelab.tasks.spec_files import spec_from_dict
 
     configs = [
         r["config"]["dataset"]
         for r in rows
         if isinstance(r.get("config"), dict) and isinstance(r["config"].get("dataset"), dict)
     ]
-    if not configs or any(config.get("task", "rule") != "rule" for config in configs):
+    if not configs or any(config.get("task", DEFAULT_TASK) != DEFAULT_TASK for config in configs):
         return None
     specs = [spec_from_dict(_readable(config)) for config in configs]
     train = [spec.train for spec in specs]

@@ -102,8 +102,8 @@ def cmd_markov(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from rewritelab.tasks.datasets import generate_dataset
-    from rewritelab.tasks.spec import load_spec
+    from rewritelab.tasks.generate import generate_dataset
+    from rewritelab.tasks.spec_files import load_spec
 
     spec = load_spec(args.config, shortcut_overrides(args, GENERATE_SHORTCUTS))
     manifest = generate_dataset(spec, args.out, force=args.force, progress=not args.quiet)

@@ -3,7 +3,7 @@
 When the environment variable REWRITELAB_PAUSE_AT names a moment, the process prints
 `paused at MOMENT` on stderr and sleeps (REWRITELAB_PAUSE_S seconds, default 60) when it gets
 there. Unset, `pause_at` does nothing. Moments: `written`, `swapping`, `half-swapped`,
-`swapped` (a dataset replacing another, `rewritelab.tasks.datasets`); `run-creating`,
+`swapped` (a dataset replacing another, `rewritelab.tasks.generate`); `run-creating`,
 `checkpoint-written`, `checkpoint-published`, `latest-updated`, `metrics-rewritten` (a
 training run, `rewritelab.training.runs`).
 """

@@ -1,7 +1,7 @@
 """What a result came from: the source commit (with a dirty flag) and the generator's code digest.
 
 A cached dataset is only as current as the code that generated it, so dataset and sweep-point
-ids include `generator_digest()`: the SHA-256 of the code of `rewritelab.tasks.datasets` and
+ids include `generator_digest()`: the SHA-256 of the code of `rewritelab.tasks.generate` and
 of every rewritelab module it imports, found by reading the imports (nobody has to remember to bump
 a version when the generator changes). Code means the syntax tree without docstrings: reformatting,
 comments and documentation leave the digest, and so every cached dataset and finished sweep
@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/rewritelab
-GENERATOR_ROOT = "rewritelab.tasks.datasets"
+GENERATOR_ROOT = "rewritelab.tasks.generate"
 
 
 def git_hash() -> str | None:

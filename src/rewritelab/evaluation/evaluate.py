@@ -16,7 +16,7 @@ Accuracy is reported overall and per class (no-op / has-op, occurrences of x, |x
 instruction; for algorithm datasets: number of steps, number of rules, halting kind, no-op,
 algorithm), because averages hide where a model fails.
 
-Algorithm datasets (`task = "markov"`) are judged in the target the model was trained for
+Datasets of a task with several targets (the algorithm task) are judged in the target the model was trained for
 (`step`, `final`, `trace`): exact match of the whole answer. A `trace` model is also judged step
 by step: step i is right when every token of its word and the token after it (`<then>`, or the
 end token) is the argmax given the gold answer up to there, i.e. "step i right given the gold
@@ -44,7 +44,6 @@ from rewritelab.model.batches import (
     EncodedSplit,
     check_dataset,
     dataset_alphabet,
-    dataset_task,
     encode_split,
     eval_subset,
     pad_batch,
@@ -62,7 +61,8 @@ from rewritelab.model.prompts import (
     encode_dataset_split,
 )
 from rewritelab.model.tokenizer import Tokenizer, loss_mask
-from rewritelab.tasks.algorithms import SPLIT_FILES
+from rewritelab.tasks.base import Task
+from rewritelab.tasks.registry import task_of
 from rewritelab.tasks.rules import Rule
 
 PATHS = ("auto", "fast", "generate")
@@ -278,30 +278,12 @@ def point_accuracies(name: str, verdicts: np.ndarray, records: list[dict]) -> di
     return accuracies
 
 
-BREAKDOWN_CLASSES = {  # a class of None leaves the record out of that breakdown
-    "noop": lambda r: "noop" if r["noop"] else "has_op",
-    "occurrences": lambda r: str(r["occurrences"]),
-    "pattern_length": lambda r: str(len(r["x"])),
-    "near_miss": lambda r: (r["near_miss_kind"] or "none") if "near_miss_kind" in r else None,
-    "instruction": lambda r: str(r["instruction"]),
-    "has_op_instruction": lambda r: None if r["noop"] else str(r["instruction"]),
-}
-MARKOV_BREAKDOWN_CLASSES = {
-    "noop": lambda r: "noop" if r["noop"] else "has_op",
-    "steps": lambda r: str(r["steps"]),
-    "rule_count": lambda r: str(r["rule_count"]),
-    "halt": lambda r: r["halt"],
-    "algorithm": lambda r: str(r["algorithm"]),
-}
-
-
-def breakdown(verdicts: np.ndarray, records: list[dict]) -> dict:
-    """Accuracy overall and per class: no-op / has-op, occurrences, |x|, instruction, and
-    instruction on has-op inputs alone; for algorithm records (they hold `rules`), no-op,
-    steps, rules, halting kind and algorithm."""
+def breakdown(verdicts: np.ndarray, records: list[dict], task: Task) -> dict:
+    """Accuracy overall and per class of each of the task's breakdowns (`Task.breakdowns`: for
+    the rule task no-op / has-op, occurrences, |x|, near-miss kind, instruction; for
+    algorithms steps, rules, halting kind, algorithm)."""
     result = {"overall": accuracy_of(verdicts)}
-    markov = bool(records) and "rules" in records[0]
-    for name, key_of in (MARKOV_BREAKDOWN_CLASSES if markov else BREAKDOWN_CLASSES).items():
+    for name, key_of in task.breakdowns.items():
         members = defaultdict(list)
         for i, record in enumerate(records):
             if (key := key_of(record)) is not None:
@@ -447,7 +429,7 @@ def evaluate_run(
     model, codec, template = load_for_evaluation(run_dir, device, allow_unverified)
     manifest = check_dataset(data_dir, codec.tokenizer if isinstance(codec, CharCodec) else None)
     asked_target, target = target, run_target(run_dir, manifest, codec, target)
-    if target is None:
+    if task_of(manifest).text_prompts:
         check_codec(codec, template, dataset_alphabet(manifest), str(run_dir))
         examples = encode_dataset_split(codec, template, data_dir, split)
     else:
@@ -463,7 +445,7 @@ def evaluate_run(
         "path": path,
         "template": template,
         **({"target": target} if target else {}),
-        **breakdown(verdicts, examples.records),
+        **breakdown(verdicts, examples.records, task_of(manifest)),
     }
     if target == "trace":
         metrics["trace"] = trace_metrics(model, examples, codec.tokenizer, answers, batch_size)
@@ -479,24 +461,26 @@ def metrics_path(run_dir: Path, manifest: dict, split: str, stem: str) -> Path:
     """Where an evaluation's metrics go: `<stem>.json` for the run's own dataset (or a bare
     model directory); a split of another dataset adds its file's digest to the name, so an
     evaluation elsewhere never replaces the record of the run's own test."""
-    digest = manifest["files"][SPLIT_FILES[split]]["sha256"]
+    file = task_of(manifest).split_files[split]
+    digest = manifest["files"][file]["sha256"]
     if (run_dir / RUN_CONFIG).is_file():
         own = _recorded(run_dir).get("dataset", {}).get("files", {})
-        if own and own.get(SPLIT_FILES[split], {}).get("sha256") != digest:
+        if own and own.get(file, {}).get("sha256") != digest:
             stem = f"{stem}-{digest[:12]}"
     return run_dir / f"{stem}.json"
 
 
 def run_target(run_dir: str | Path, manifest: dict, codec: Codec, target: str | None):
-    """The target to judge an algorithm dataset in (None for a single-rule dataset): the one
-    asked for, else the one the run recorded, else `final`."""
-    if dataset_task(manifest) == "markov" and not isinstance(codec, CharCodec):
+    """The target to judge a dataset in (None where its task has one answer): the one asked
+    for, else the one the run recorded, else the task's default."""
+    task = task_of(manifest)
+    if not task.text_prompts and not isinstance(codec, CharCodec):
         raise RewritelabError(
-            "algorithm datasets (task = 'markov') are evaluated with models from rewritelab "
-            "train only (their tokenizer has the markov layout)"
+            f"datasets of task {task.name!r} are evaluated with models from rewritelab train "
+            f"only (their tokenizer has the {task.layout} layout)"
         )
     run_dir = Path(run_dir)
-    if target is None and dataset_task(manifest) == "markov" and (run_dir / RUN_CONFIG).is_file():
+    if target is None and task.targets and (run_dir / RUN_CONFIG).is_file():
         target = _recorded(run_dir).get("target")
     return resolve_target(manifest, target)
 

@@ -21,19 +21,9 @@ from rewritelab.core.errors import RewritelabError
 from rewritelab.core.seeds import stream
 from rewritelab.model.gpt import IGNORE
 from rewritelab.model.tokenizer import Tokenizer, loss_mask
-from rewritelab.tasks.algorithms import SPLIT_FILES as ALGORITHM_SPLIT_FILES
-from rewritelab.tasks.datasets import SPLIT_FILES, read_manifest, read_records
-
-# Record fields kept per example for the accuracy breakdown (the optional ones where a dataset
-# has them: near-misses).
-BREAKDOWN_FIELDS = ("instruction", "noop", "occurrences")
-OPTIONAL_BREAKDOWN_FIELDS = ("near_miss_kind",)
-# The algorithm task: what the model is trained to write, and the record fields kept per example
-# (breakdown by steps, rules, halting kind and no-op; the rest to write predictions).
-TARGETS = ("step", "final", "trace")
-DEFAULT_TARGET = "final"
-MARKOV_FIELDS = ("algorithm", "rules", "rule_count", "input", "output", "step_output", "trace")
-MARKOV_BREAKDOWN_FIELDS = ("steps", "rule_count", "halt", "noop")
+from rewritelab.tasks.base import Task
+from rewritelab.tasks.registry import task_of
+from rewritelab.tasks.storage import SPLIT_FILES, read_manifest, read_records
 
 
 @dataclass(frozen=True)
@@ -103,10 +93,11 @@ def check_dataset(data_dir: str | Path, tokenizer: Tokenizer | None = None) -> d
                 "(changed or truncated since it was generated): regenerate the dataset"
             )
     if tokenizer is not None:
-        if tokenizer.layout != dataset_task(manifest):
+        task = task_of(manifest)
+        if tokenizer.layout != task.layout:
             raise RewritelabError(
                 f"the model's tokenizer has the {tokenizer.layout!r} layout, but the dataset "
-                f"{data_dir} is of task {dataset_task(manifest)!r}"
+                f"{data_dir} is of task {task.name!r}"
             )
         tokenizer.check_alphabet(dataset_alphabet(manifest), f"the dataset {data_dir}")
     return manifest
@@ -126,48 +117,27 @@ def dataset_digest(manifest: dict) -> dict:
     return {"files": manifest.get("files"), "version": manifest.get("version")}
 
 
-def dataset_task(manifest: dict) -> str:
-    """The dataset's task: `rule` (manifests of the single-rule task name none) or `markov`."""
-    return manifest.get("task", "rule")
-
-
 def dataset_alphabet(manifest: dict) -> str:
-    """Every character the dataset's prompts and answers may hold: the alphabet, plus for the
-    algorithm task the markers of either split (in first-seen order)."""
+    """Every character the dataset's prompts and answers may hold (its task says which)."""
     try:
-        config = manifest["config"]
-        alphabet = config["alphabet"]
-        if dataset_task(manifest) == "markov":
-            markers = config["train"]["markers"] + config["test"]["markers"]
-            alphabet += "".join(c for c in dict.fromkeys(markers) if c not in alphabet)
-        return alphabet
+        return task_of(manifest).alphabet(manifest["config"])
     except (KeyError, TypeError):
         raise RewritelabError("dataset manifest has no config.alphabet (or markers)") from None
 
 
 def dataset_tokenizer(manifest: dict) -> Tokenizer:
     """A fresh tokenizer for the dataset: its characters, in the layout of its task."""
-    return Tokenizer(dataset_alphabet(manifest), layout=dataset_task(manifest))
+    return Tokenizer(dataset_alphabet(manifest), layout=task_of(manifest).layout)
 
 
 def resolve_target(manifest: dict, target: str | None) -> str | None:
-    """The training target for this dataset: `final` unless set for an algorithm dataset;
-    None for a single-rule dataset, which has only one (setting one is refused)."""
-    if target is not None and target not in TARGETS:
-        raise RewritelabError(f"target must be one of {TARGETS}, got {target!r}")
-    if dataset_task(manifest) == "markov":
-        return target or DEFAULT_TARGET
-    if target is not None:
-        raise RewritelabError(
-            f"target = {target!r} applies to algorithm datasets (task = 'markov') only; "
-            "a single-rule dataset has one answer"
-        )
-    return None
+    """The answer a model of this dataset learns to write (None where its task has one)."""
+    return task_of(manifest).resolve_target(target)
 
 
-def split_path(data_dir: str | Path, split: str, tokenizer: Tokenizer) -> Path:
-    """The file of one split: `train`, `seen_test`, `test` (and `classic` for algorithms)."""
-    files = ALGORITHM_SPLIT_FILES if tokenizer.layout == "markov" else SPLIT_FILES
+def split_path(data_dir: str | Path, split: str, task: Task) -> Path:
+    """The file of one split of the task's (`train`, `seen_test`, `test`, and any of its own)."""
+    files = task.split_files
     if split not in files:
         raise RewritelabError(f"split must be one of {tuple(files)}, got {split!r}")
     path = Path(data_dir) / files[split]
@@ -179,58 +149,21 @@ def split_path(data_dir: str | Path, split: str, tokenizer: Tokenizer) -> Path:
 def encode_split(
     data_dir: str | Path, split: str, tokenizer: Tokenizer, target: str | None = None
 ) -> EncodedSplit:
-    """Read and tokenise one split (`train`, `seen_test`, `test`; `classic` for algorithms) of
-    a dataset, in the tokenizer's layout; `target` (algorithm datasets) picks the answer."""
-    path = split_path(data_dir, split, tokenizer)
-    markov = tokenizer.layout == "markov"
-    if markov:
-        target = target or DEFAULT_TARGET
-        if target not in TARGETS:
-            raise RewritelabError(f"target must be one of {TARGETS}, got {target!r}")
-    elif target is not None:
-        raise RewritelabError(f"target {target!r} does not apply to the single-rule {path}")
+    """Read and tokenise one split of a dataset, as its task writes it; `target` picks the
+    answer where the task has several."""
+    task = task_of(read_manifest(data_dir))
+    path = split_path(data_dir, split, task)
+    target = task.resolve_target(target)
     pieces, prompt_lengths, records = [], [], []
     try:
         for record in read_records(path):
-            prompt, answer, kept = (
-                _markov_example(record, tokenizer, target)
-                if markov
-                else _rule_example(record, tokenizer)
-            )
+            prompt, answer, kept = task.encode(record, tokenizer, target)
             pieces.append(prompt + answer)
             prompt_lengths.append(len(prompt))
             records.append(kept)
     except (ValueError, KeyError, TypeError) as error:
         raise RewritelabError(f"{path} is not a valid split file: {error!r}") from None
     return EncodedSplit.from_pieces(pieces, prompt_lengths, records, str(path))
-
-
-def _rule_example(record: dict, tokenizer: Tokenizer) -> tuple[list, list, dict]:
-    prompt = tokenizer.encode_prompt(record["x"], record["y"], record["z"])
-    return prompt, tokenizer.encode_answer(record["output"]), kept_fields(record)
-
-
-def kept_fields(record: dict) -> dict:
-    """What an encoded split keeps of a single-rule record: the rule, the words, the classes."""
-    kept = {key: record[key] for key in ("x", "y", "z", "output", *BREAKDOWN_FIELDS)}
-    return kept | {key: record[key] for key in OPTIONAL_BREAKDOWN_FIELDS if key in record}
-
-
-def markov_answer(record: dict, target: str) -> list[str]:
-    """The words the model writes for an algorithm record: one, or the trace (`trace or
-    [output]`: a run in which no rule fires writes its input)."""
-    if target == "step":
-        return [record["step_output"]]
-    if target == "final":
-        return [record["output"]]
-    return list(record["trace"]) or [record["output"]]
-
-
-def _markov_example(record: dict, tokenizer: Tokenizer, target: str) -> tuple[list, list, dict]:
-    prompt = tokenizer.encode_algorithm_prompt(record["rules"], record["input"])
-    answer = markov_answer(record, target)
-    kept = {key: record[key] for key in (*MARKOV_FIELDS, *MARKOV_BREAKDOWN_FIELDS)}
-    return prompt, tokenizer.encode_trace(answer), kept | {"target": target, "answer": answer}
 
 
 def epoch_batches(

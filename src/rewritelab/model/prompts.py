@@ -22,9 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rewritelab.core.errors import RewritelabError
-from rewritelab.model.batches import EncodedSplit, kept_fields
+from rewritelab.model.batches import EncodedSplit
 from rewritelab.model.tokenizer import Tokenizer, holds_char_tokenizer
-from rewritelab.tasks.datasets import SPLIT_FILES, read_records
+from rewritelab.tasks.rewrite.task import kept_fields
+from rewritelab.tasks.storage import SPLIT_FILES, read_records
 
 TEMPLATES = ("auto", "native", "symbolic", "natural")
 TEXT_TEMPLATES = {

@@ -75,7 +75,7 @@ def new_owner() -> str:
 
 def owner_is_dead(owner: str | None) -> bool:
     """Whether a claim's owner is a process of this host that no longer exists."""
-    from rewritelab.tasks.datasets import pid_alive
+    from rewritelab.tasks.storage import pid_alive
 
     host, _, rest = (owner or "").partition(":")
     pid = rest.partition(":")[0]

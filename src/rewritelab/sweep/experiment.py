@@ -65,7 +65,8 @@ from typing import Any
 from rewritelab.core.config import apply_override, read_config_file
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.provenance import generator_digest
-from rewritelab.tasks.spec import spec_from_dict
+from rewritelab.tasks.registry import record_spec
+from rewritelab.tasks.spec_files import spec_from_dict
 
 TOP_KEYS = {
     "name", "title", "kind", "description", "method", "seeds", "dataset", "train", "grid",
@@ -101,14 +102,14 @@ class Point:
     def dataset_id(self) -> str:
         """Identity of the dataset: its resolved spec and the generator's code digest. Points
         that share it share one generated copy."""
-        spec = spec_from_dict(copy.deepcopy(self.dataset)).to_dict()
+        spec = record_spec(spec_from_dict(copy.deepcopy(self.dataset)))
         return content_hash({"spec": spec, "generator": generator_digest()})
 
     @property
     def identity(self) -> dict[str, Any]:
         """Everything that decides the point's result: its full resolved config and seed."""
         identity = {
-            "dataset": spec_from_dict(copy.deepcopy(self.dataset)).to_dict(),
+            "dataset": record_spec(spec_from_dict(copy.deepcopy(self.dataset))),
             "generator": generator_digest(),
             "train": self.train,
             "method": self.method,

@@ -38,8 +38,8 @@ from rewritelab.sweep.experiment import Experiment, Point, point_config
 
 def ensure_dataset(point: Point, workdir: Path) -> Path:
     """The point's dataset directory, generated once and shared by every point that needs it."""
-    from rewritelab.tasks.datasets import generate_dataset
-    from rewritelab.tasks.spec import spec_from_dict
+    from rewritelab.tasks.generate import generate_dataset
+    from rewritelab.tasks.spec_files import spec_from_dict
 
     data_dir = workdir / "datasets" / point.dataset_id
     if not (data_dir / "manifest.json").is_file():

@@ -35,7 +35,6 @@ from rewritelab.model.batches import (
     check_dataset,
     dataset_alphabet,
     dataset_digest,
-    dataset_task,
 )
 from rewritelab.model.gpt import RUN_MODEL_DIR
 from rewritelab.model.pretrained import (
@@ -46,6 +45,7 @@ from rewritelab.model.pretrained import (
     save_tuned,
 )
 from rewritelab.model.prompts import check_codec, encode_dataset_split, resolve_template
+from rewritelab.tasks.registry import task_of
 from rewritelab.training.finetune_config import FinetuneConfig
 from rewritelab.training.loop import lm_loss, train_run
 from rewritelab.training.runs import RunDirectory
@@ -60,8 +60,12 @@ class FinetuneTrainee:
         self.base, self.config, self.device = base, config, device
         self.final_dir = ADAPTER_DIR if config.method == "lora" else RUN_MODEL_DIR
         self.manifest = check_dataset(data_dir)
-        if dataset_task(self.manifest) != "rule":
-            raise RewritelabError("fine-tuning takes single-rule datasets only (task = 'rule')")
+        task = task_of(self.manifest)
+        if not task.text_prompts:
+            raise RewritelabError(
+                f"fine-tuning needs a task that text prompts can write (task = 'rule'); "
+                f"{task.name!r} has none"
+            )
         model, self.codec = load_base(base, BaseLoading.of(config.to_dict()), device)
         self.template = resolve_template(config.template, self.codec)
         check_codec(self.codec, self.template, dataset_alphabet(self.manifest), str(base))

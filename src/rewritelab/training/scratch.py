@@ -57,7 +57,6 @@ from rewritelab.evaluation.evaluate import (
     fast_verdicts,
 )
 from rewritelab.model.batches import (
-    TARGETS,
     Batches,
     EncodedSplit,
     check_dataset,
@@ -74,6 +73,7 @@ from rewritelab.model.gpt import (
     count_parameters,
 )
 from rewritelab.model.tokenizer import LOSS_MODES
+from rewritelab.tasks.registry import TASKS
 from rewritelab.training.loop import LoopConfig, check_ints, train_run
 from rewritelab.training.runs import RunDirectory
 
@@ -99,8 +99,9 @@ class TrainConfig(LoopConfig):
         check_ints(self, {"eval_examples": 0, "eval_batch_size": 0})
         if self.loss_on not in LOSS_MODES:
             raise RewritelabError(f"loss_on must be one of {LOSS_MODES}, got {self.loss_on!r}")
-        if self.target is not None and self.target not in TARGETS:
-            raise RewritelabError(f"target must be one of {TARGETS}, got {self.target!r}")
+        targets = tuple(dict.fromkeys(t for task in TASKS.values() for t in task.targets))
+        if self.target is not None and self.target not in targets:
+            raise RewritelabError(f"target must be one of {targets}, got {self.target!r}")
         return self
 
 

@@ -52,9 +52,11 @@ from tqdm import tqdm
 
 from rewritelab import __version__
 from rewritelab.core.errors import RewritelabError
-from rewritelab.tasks.datasets import FORMAT, assign, exact_allocation, stream, write_lines
+from rewritelab.tasks.allocation import assign, exact_allocation
+from rewritelab.tasks.allocation import named_stream as stream
 from rewritelab.tasks.rules import MarkovAlgorithm, Rule, RunResult
 from rewritelab.tasks.spec import DatasetSpec, SplitSpec
+from rewritelab.tasks.storage import FORMAT, write_lines, write_manifest
 
 STREAMS = (
     "train_algorithms",
@@ -73,7 +75,7 @@ SPLIT_FILES = {
     "test": "test.jsonl",
     "classic": "classic.jsonl",
 }
-CLASSIC_DIR = Path(__file__).resolve().parents[3] / "examples" / "algorithms"
+CLASSIC_DIR = Path(__file__).resolve().parents[4] / "examples" / "algorithms"
 PROBE_INPUTS = 8  # fresh inputs a drawn algorithm must halt on to be kept
 MAX_ALGORITHM_DRAWS = 2000  # candidate algorithms rejected in a row before giving up
 MAX_INPUT_DRAWS = 100  # inputs per example before giving up
@@ -321,7 +323,7 @@ def classic_algorithms(letters: str, directory: Path = CLASSIC_DIR) -> dict[str,
 
 def make_classic(spec: DatasetSpec, first_id: int, classics: dict[str, MarkovAlgorithm]) -> tuple:
     """The classic split and the names used (id -> name) and left out (name -> why)."""
-    split = dataclasses.replace(spec.test, markers=spec.markers)
+    split = dataclasses.replace(spec.test, markers=all_markers(spec))
     per = max(1, spec.test.total_examples // spec.test.instructions)
     rng = stream(spec.seed, "classic_inputs", STREAMS)
     data, used, skipped = AlgorithmSplit([], [], []), {}, {}
@@ -346,11 +348,16 @@ def make_classic(spec: DatasetSpec, first_id: int, classics: dict[str, MarkovAlg
     return data, used, skipped
 
 
+def all_markers(spec: DatasetSpec) -> str:
+    """Every marker letter either split may use, in first-seen order."""
+    return "".join(dict.fromkeys(spec.train.markers + spec.test.markers))
+
+
 def build_algorithm_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict:
     """All splits of a validated algorithm-task spec, in memory, plus the classic summary."""
     bar = bar or tqdm(disable=True)
     bar.set_description("drawing algorithms")
-    classics = classic_algorithms(spec.alphabet + spec.markers) if spec.classic else {}
+    classics = classic_algorithms(spec.alphabet + all_markers(spec)) if spec.classic else {}
     by_rules = spec.disjoint == "rules"
     classic_rules = {(r.x, r.y) for a in classics.values() for r in a.rules}
     train_algorithms = draw_algorithms(
@@ -395,8 +402,8 @@ def record_lines(records: list[dict]):
     return (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
-def write_algorithm_splits(spec: DatasetSpec, built: dict, directory: Path) -> dict:
-    """Write the split files and the manifest into `directory`; return the manifest."""
+def write_algorithm_splits(spec: DatasetSpec, config: dict, built: dict, directory: Path) -> dict:
+    """Write the split files and the manifest (recording `config`); return the manifest."""
     splits = built["splits"]
     files = {
         SPLIT_FILES[name]: write_lines(directory / SPLIT_FILES[name], record_lines(data.records))
@@ -414,13 +421,12 @@ def write_algorithm_splits(spec: DatasetSpec, built: dict, directory: Path) -> d
         "format": FORMAT,
         "version": __version__,
         "task": "markov",
-        "config": spec.to_dict(),
+        "config": config,
         "seed": spec.seed,
         "streams": list(STREAMS),
         "counts": {name: data.counts for name, data in splits.items()},
         "classic": classic,
         "files": files,
     }
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    (directory / "manifest.json").write_text(text, encoding="utf-8")
+    write_manifest(directory, manifest)
     return manifest

@@ -14,23 +14,14 @@ spec's seed with `numpy.random.SeedSequence`, so changing one part leaves the ot
 Output directory: `train.jsonl`, `seen_test.jsonl`, `test.jsonl` and `manifest.json`. Each line
 is `{"instruction", "x", "y", "family", "k", "z", "output", "noop", "occurrences"}`, and in a
 dataset that plants near-misses (`near_misses`) also `"near_miss"` (the planted text, or null)
-and `"near_miss_kind"`. The same spec and seed give byte-identical files. The directory appears
-complete or not at all.
+and `"near_miss_kind"`. The same spec and seed give byte-identical files.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import errno
-import glob
-import hashlib
 import json
-import os
-import shutil
-import sys
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,16 +30,20 @@ from tqdm import tqdm
 
 from rewritelab import __version__
 from rewritelab.core.errors import RewritelabError
-from rewritelab.core.killpoints import pause_at
-from rewritelab.core.locks import directory_lock
+from rewritelab.tasks.allocation import (
+    assign,
+    exact_allocation,
+    largest_remainder,
+    named_stream,
+    power_assignment,
+)
 from rewritelab.tasks.families import FAMILIES, PatternSampler
 from rewritelab.tasks.inputs import build_inputs
 from rewritelab.tasks.near_misses import NearMiss, plan_near_misses
 from rewritelab.tasks.rules import rewrite
 from rewritelab.tasks.spec import DatasetSpec, SplitSpec
+from rewritelab.tasks.storage import FORMAT, SPLIT_FILES, write_lines, write_manifest
 
-FORMAT = "rewritelab-dataset/1"
-SPLIT_FILES = {"train": "train.jsonl", "seen_test": "seen_test.jsonl", "test": "test.jsonl"}
 STREAMS = (
     "train_rules",
     "test_rules",
@@ -60,17 +55,19 @@ STREAMS = (
     "test_spread",
     "test_inputs",
 )
+
+
 # Streams of the near-miss plans, numbered after STREAMS, and drawn only by datasets that plant
 # near-misses, so that the bytes of every other dataset are what they were before they existed.
 NEAR_MISS_STREAMS = ("train_near_miss", "seen_test_near_miss", "test_near_miss")
+
+
 MAX_RULE_ROUNDS = 50  # rounds of drawing rules without reaching the requested count
 
 
-def stream(
-    seed: int, name: str, names: tuple[str, ...] = STREAMS + NEAR_MISS_STREAMS
-) -> np.random.Generator:
-    """The independent random generator for one named source of randomness among `names`."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(names.index(name),)))
+def stream(seed: int, name: str) -> np.random.Generator:
+    """The generator of one of this task's named sources of randomness."""
+    return named_stream(seed, name, STREAMS + NEAR_MISS_STREAMS)
 
 
 @dataclass(frozen=True)
@@ -93,9 +90,6 @@ class RuleTable:
         """The rules at the given row positions, in that order."""
         columns = (self.ids, self.x, self.y, self.family, self.k)
         return RuleTable(*([column[i] for i in rows] for column in columns))
-
-
-# ---------------------------------------------------------------- instructions
 
 
 def _choose(
@@ -154,47 +148,6 @@ def draw_instructions(
     return RuleTable(ids, xs, ys, families, ks)
 
 
-# ---------------------------------------------------------------- example plans
-
-
-def uniform_assignment(rng: np.random.Generator, instructions: int, total: int) -> np.ndarray:
-    """`total` instruction ids, each instruction floor(total/I) or one more times, shuffled."""
-    counts = np.full(instructions, total // instructions, dtype=np.int64)
-    counts[rng.permutation(instructions)[: total % instructions]] += 1
-    return rng.permutation(np.repeat(np.arange(instructions), counts))
-
-
-def power_assignment(
-    rng: np.random.Generator, instructions: int, total: int, alpha: float
-) -> np.ndarray:
-    """Instruction floor(u*I) per example, u drawn from density alpha * u^(alpha - 1) on [0, 1)."""
-    u = rng.random(total) ** (1.0 / alpha)
-    return np.minimum((u * instructions).astype(np.int64), instructions - 1)
-
-
-def assign(
-    rng: np.random.Generator, instructions: int, total: int, spread: str, alpha: float
-) -> np.ndarray:
-    if spread == "power":
-        return power_assignment(rng, instructions, total, alpha)
-    return uniform_assignment(rng, instructions, total)
-
-
-def largest_remainder(shares: np.ndarray, total: int) -> np.ndarray:
-    """Integer counts summing to `total`, each the floor of its share plus at most one."""
-    counts = np.floor(shares).astype(np.int64)
-    remainder = total - int(counts.sum())
-    counts[np.argsort(-(shares - counts), kind="stable")[:remainder]] += 1
-    return counts
-
-
-def exact_allocation(rng: np.random.Generator, total: int, weights: np.ndarray) -> np.ndarray:
-    """Category per item, with counts exactly proportional to `weights` (largest remainder)."""
-    shares = np.asarray(weights, dtype=float) / np.sum(weights) * total
-    counts = largest_remainder(shares, total)
-    return rng.permutation(np.repeat(np.arange(len(weights)), counts))
-
-
 def occurrence_plan(rng: np.random.Generator, split: SplitSpec, total: int) -> np.ndarray:
     """Occurrences of x per example: 0 for exactly round(noop_share * N) no-ops, else the mix."""
     noop = exact_allocation(rng, total, np.array([1 - split.noop_share, split.noop_share])) == 1
@@ -244,9 +197,6 @@ def subsample_mask(
     return rank < quota[assignment]
 
 
-# ---------------------------------------------------------------- records
-
-
 def _json_safe(alphabet: str) -> bool:
     return all(json.dumps(c, ensure_ascii=False) == f'"{c}"' for c in alphabet)
 
@@ -290,38 +240,6 @@ def _near_miss_fields(near_miss: NearMiss | None) -> str:
         return ', "near_miss": null, "near_miss_kind": null'
     text = json.dumps(near_miss.text, ensure_ascii=False)
     return f', "near_miss": {text}, "near_miss_kind": "{near_miss.kind}"'
-
-
-def write_lines(path: Path, lines: Iterator[str], chunk: int = 50_000) -> dict:
-    """Write text lines as UTF-8; return the file's sha256, size and record count."""
-    digest, size, records, buffer = hashlib.sha256(), 0, 0, []
-    with open(path, "wb") as handle:
-        for line in lines:
-            buffer.append(line)
-            if len(buffer) == chunk:
-                size += _flush(handle, digest, buffer)
-                records += len(buffer)
-                buffer = []
-        size += _flush(handle, digest, buffer)
-        records += len(buffer)
-    return {"sha256": digest.hexdigest(), "bytes": size, "records": records}
-
-
-def _flush(handle, digest, lines: list[str]) -> int:
-    data = "".join(lines).encode("utf-8")
-    handle.write(data)
-    digest.update(data)
-    return len(data)
-
-
-def read_records(path: str | Path) -> Iterator[dict]:
-    """The records of one JSONL split file, one dict per line."""
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            yield json.loads(line)
-
-
-# ---------------------------------------------------------------- generation
 
 
 @dataclass
@@ -419,75 +337,10 @@ def split_counts(data: SplitData) -> dict:
     }
 
 
-def generate_dataset(
-    spec: DatasetSpec, out_dir: str | Path, force: bool = False, progress: bool = False
+def write_splits(
+    spec: DatasetSpec, config: dict, splits: dict[str, SplitData], directory: Path
 ) -> dict:
-    """Generate the dataset of `spec` into `out_dir`; return its manifest.
-
-    Refuses an existing `out_dir` unless `force`, and even then replaces only a rewritelab
-    dataset (a directory holding our manifest). Everything is checked before any work, and the
-    old directory is replaced only once the new one is complete (see `_replace_directory`).
-    """
-    spec.validate()
-    out_dir = Path(out_dir)
-    recover_leftovers(out_dir)
-    _check_output(out_dir, force)
-    if spec.task == "markov":  # the algorithm task builds on this module's machinery
-        from rewritelab.tasks.algorithms import build_algorithm_splits as build
-        from rewritelab.tasks.algorithms import write_algorithm_splits as write
-    else:
-        build, write = build_splits, _write_splits
-    replacing = directory_lock(out_dir, "dataset") if out_dir.is_dir() else nullcontext()
-    with replacing, tqdm(total=4, disable=not progress, unit="stage") as bar:
-        splits = build(spec, bar)
-        bar.set_description("writing")
-        staging = _staging_path(out_dir, "partial", os.getpid())
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            staging.mkdir(parents=True)
-            manifest = write(spec, splits, staging)
-            pause_at("written")
-            _replace_directory(staging, out_dir)
-        except OSError as error:
-            raise RewritelabError(f"cannot write dataset {out_dir}: {error.strerror}") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        bar.update()
-    return manifest
-
-
-def _check_output(out_dir: Path, force: bool) -> None:
-    """Refuse, before any work, an output that exists (unless `force` and it is a dataset)."""
-    if out_dir.exists() or out_dir.is_symlink():
-        if not force:
-            raise RewritelabError(
-                f"output directory {out_dir} already exists (use --force to replace it)"
-            )
-        if out_dir.is_symlink() or not out_dir.is_dir():
-            raise RewritelabError(f"output path {out_dir} exists and is not a directory")
-        if out_dir.resolve() == Path.cwd().resolve() or not out_dir.resolve().name:
-            raise RewritelabError(f"refusing to replace the current directory {out_dir}")
-        if not is_dataset_dir(out_dir):
-            raise RewritelabError(
-                f"refusing to replace {out_dir}: not a rewritelab dataset (no manifest of ours)"
-            )
-    parent = out_dir.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RewritelabError(f"cannot write dataset {out_dir}: {parent} is not writable")
-
-
-def is_dataset_dir(directory: Path) -> bool:
-    """Whether `directory` holds a manifest written by rewritelab (what `--force` may replace)."""
-    try:
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
-
-
-def _write_splits(spec: DatasetSpec, splits: dict[str, SplitData], directory: Path) -> dict:
+    """Write the split files and the manifest (recording `config`); return the manifest."""
     safe = _json_safe(spec.alphabet)
     planted = plants_near_misses(spec)
     files = {}
@@ -497,115 +350,16 @@ def _write_splits(spec: DatasetSpec, splits: dict[str, SplitData], directory: Pa
     manifest = {
         "format": FORMAT,
         "version": __version__,
-        "config": spec.to_dict(),
+        "config": config,
         "seed": spec.seed,
         "streams": list(STREAMS + NEAR_MISS_STREAMS if planted else STREAMS),
         "counts": {name: split_counts(data) for name, data in splits.items()},
         "files": files,
     }
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    (directory / "manifest.json").write_text(text, encoding="utf-8")
+    write_manifest(directory, manifest)
     return manifest
 
 
 def plants_near_misses(spec: DatasetSpec) -> bool:
     """Whether either split plants near-misses (its records then carry the near-miss fields)."""
     return bool(spec.train.near_miss_share or spec.test.near_miss_share)
-
-
-def _staging_path(out_dir: Path, kind: str, pid: int) -> Path:
-    """A hidden sibling of `out_dir` owned by process `pid`: `.NAME.partial-PID` (a dataset being
-    written) or `.NAME.old-PID` (the dataset it replaces, moved aside)."""
-    out_dir = out_dir.resolve()
-    return out_dir.parent / f".{out_dir.name}.{kind}-{pid}"
-
-
-def _replace_directory(staging: Path, out_dir: Path) -> None:
-    """Move the finished `staging` directory to `out_dir`, atomically at every moment.
-
-    A new `out_dir` is one rename. An existing one is swapped with `staging` by a single
-    `renameat2(RENAME_EXCHANGE)` (Linux), so `out_dir` holds the old or the new dataset, never
-    neither; the old one, now at `staging`, is then deleted. Where the exchange is unsupported,
-    two renames (old -> `.NAME.old-PID`, new -> `out_dir`) leave a short half-swapped moment;
-    a kill there is repaired by the next run (`recover_leftovers` moves the old one back).
-    """
-    if not out_dir.exists():
-        try:
-            staging.rename(out_dir)
-        except OSError:  # another process finished the same directory first
-            raise RewritelabError(f"output directory {out_dir} appeared while generating") from None
-        return
-    pause_at("swapping")
-    if _exchange(staging, out_dir):
-        pause_at("swapped")
-        return  # the caller deletes `staging`, which now holds the old dataset
-    retired = _staging_path(out_dir, "old", os.getpid())
-    shutil.rmtree(retired, ignore_errors=True)
-    out_dir.rename(retired)
-    pause_at("half-swapped")
-    staging.rename(out_dir)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    if sys.platform != "linux" or os.environ.get("REWRITELAB_NO_EXCHANGE"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(second))
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` still exists (ours counts as alive)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OverflowError:
-        return False
-    return True
-
-
-def recover_leftovers(out_dir: Path) -> None:
-    """Repair what killed generators left beside `out_dir`: if a kill fell between the two
-    renames of the fallback swap, move the old dataset back; then delete the hidden
-    `.NAME.partial-PID` / `.NAME.old-PID` directories of processes that are dead."""
-    parent, name = out_dir.resolve().parent, out_dir.resolve().name
-    if not name or not parent.is_dir():
-        return
-    leftovers = []
-    for path in parent.glob(f".{glob.escape(name)}.*-*"):
-        kind, _, pid = path.name[len(name) + 2 :].rpartition("-")
-        if kind in ("partial", "old") and pid.isdigit() and not pid_alive(int(pid)):
-            leftovers.append((kind, path))
-    for kind, path in leftovers:
-        if kind == "old" and not out_dir.exists() and is_dataset_dir(path):
-            path.rename(out_dir)  # killed half-swapped: the old dataset goes back
-    for _, path in leftovers:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def read_manifest(data_dir: str | Path) -> dict:
-    """The manifest of a generated dataset, with a clear error if it is missing or unreadable."""
-    path = Path(data_dir) / "manifest.json"
-    if not path.is_file():
-        raise RewritelabError(f"{data_dir} is not a rewritelab dataset (no manifest.json)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:  # ValueError: bad JSON, or not UTF-8
-        raise RewritelabError(f"cannot read {path}: {error}") from None

@@ -1,0 +1,37 @@
+"""What inspections share: summaries of counts, histograms, file digests, check lines."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+
+def describe(values: np.ndarray) -> dict:
+    return {
+        "min": int(values.min()),
+        "median": float(np.median(values)),
+        "mean": round(float(values.mean()), 3),
+        "max": int(values.max()),
+    }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def histogram(counts: dict) -> str:
+    total = sum(counts.values()) or 1
+    return ", ".join(f"{key}: {value} ({value / total:.1%})" for key, value in counts.items())
+
+
+def check_lines(checks: dict[str, bool]) -> list[str]:
+    """The checks of an inspection, one `[ok]` or `[FAIL]` line each."""
+    return ["checks:"] + [
+        f"  [{'ok' if passed else 'FAIL'}] {check}" for check, passed in checks.items()
+    ]
