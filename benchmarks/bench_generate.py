@@ -92,7 +92,7 @@ def main() -> None:
             f"{r['train_instructions']:>10} {r['examples_written']:>10} {r['elapsed_s']:>8.2f} "
             f"{r['examples_per_s']:>11} {r['peak_rss_mib']:>9.0f}"
         )
-    from rewritelab import __version__
+    from rewritelab.core.version import __version__
 
     result = {
         "benchmark": "generate",

@@ -190,7 +190,7 @@ def hf_step(trainee) -> Step:
     `gelu_new`, eager attention), fp32, attention mask and labels passed the usual way."""
     from transformers import AutoModelForCausalLM, GPT2Config
 
-    from rewritelab.model.gpt import hf_config
+    from rewritelab.model.files import hf_config
 
     tokenizer = trainee.tokenizer
     hf = hf_config(trainee.config.model, tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
@@ -371,8 +371,9 @@ def worker(
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     from rewritelab.core.hardware import cpu_has_bf16, keep_freed_memory
-    from rewritelab.model.gpt import ModelConfig, estimate_flops_per_token
-    from rewritelab.training.scratch import ScratchTrainee, train_config_from_dict
+    from rewritelab.model.gpt import ModelConfig, estimate_flops_per_token, estimate_mfu
+    from rewritelab.training.scratch import ScratchTrainee
+    from rewritelab.training.scratch_config import train_config_from_dict
 
     if malloc == "kept":
         keep_freed_memory()
@@ -400,9 +401,12 @@ def worker(
     width = setting["model"]["width"]
     mlp_shape = (round(setting["batch_size"] * mean_length), width, 4 * width)
     ceiling_before = matmul_ceiling(mlp_shape)
-    flops_per_token = estimate_flops_per_token(
-        ModelConfig(**setting["model"]), probe.tokenizer.vocab_size, round(mean_length)
+    model_config, vocab_size, tokens = (
+        ModelConfig(**setting["model"]),
+        probe.tokenizer.vocab_size,
+        round(mean_length),
     )
+    flops_per_token = estimate_flops_per_token(model_config, vocab_size, tokens)
     bf16 = cpu_has_bf16()
     bf16_before = matmul_gflops(1024, 1024, 1024, dtype=torch.bfloat16) if bf16 else None
     steps_of = {  # each variant with its own trainee: a fresh model, the same batches
@@ -418,9 +422,8 @@ def worker(
     )
     for name, result in measured.items():
         result["model_gflops_per_s"] = flops_per_token * result["tokens_per_s"] / 1e9
-        result["mfu"] = result["model_gflops_per_s"] / (
-            bf16_ceiling if name == BF16_VARIANT else ceiling
-        )
+        peak = (bf16_ceiling if name == BF16_VARIANT else ceiling) * 1e9
+        result["mfu"] = estimate_mfu(model_config, vocab_size, tokens, result["tokens_per_s"], peak)
     return {
         "setting": setting_name,
         "threads": threads,
@@ -559,7 +562,7 @@ def main() -> None:
         return
     import transformers
 
-    from rewritelab import __version__
+    from rewritelab.core.version import __version__
     from rewritelab.training.runs import git_hash
 
     load_start, started = os.getloadavg(), time.perf_counter()

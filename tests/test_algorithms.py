@@ -15,8 +15,8 @@ from conftest import load_split
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rewritelab import __version__
 from rewritelab.cli.main import main
+from rewritelab.core.version import __version__
 from rewritelab.tasks.generate import generate_dataset
 from rewritelab.tasks.inspection import inspect_dataset
 from rewritelab.tasks.markov.generate import CLASSIC_DIR

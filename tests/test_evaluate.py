@@ -9,19 +9,16 @@ from tiny_run import TINY_DATA, make_data, trained_run
 from transformers import AutoModelForCausalLM
 
 from rewritelab.core.errors import RewritelabError
-from rewritelab.evaluation.evaluate import (
+from rewritelab.evaluation.accuracy import (
     breakdown,
     eval_splits,
-    evaluate_run,
     evaluation_point,
-    fast_verdicts,
-    generate_answers,
-    generate_verdicts,
     point_accuracies,
-    predict,
 )
-from rewritelab.model.batches import encode_split
-from rewritelab.model.gpt import load_model
+from rewritelab.evaluation.evaluate import evaluate_run, predict
+from rewritelab.evaluation.exact_match import fast_verdicts, generate_answers, generate_verdicts
+from rewritelab.model.encoding import encode_split
+from rewritelab.model.files import load_model
 from rewritelab.model.prompts import CharCodec
 from rewritelab.tasks.generate import generate_dataset
 from rewritelab.tasks.registry import TASKS

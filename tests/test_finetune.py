@@ -18,8 +18,8 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  #
 
 from rewritelab.core.errors import RewritelabError  # noqa: E402
 from rewritelab.evaluation.evaluate import evaluate_run as evaluate_finetuned  # noqa: E402
-from rewritelab.evaluation.evaluate import generate_answers  # noqa: E402
-from rewritelab.evaluation.evaluate import generate_verdicts as text_verdicts  # noqa: E402
+from rewritelab.evaluation.exact_match import generate_answers
+from rewritelab.evaluation.exact_match import generate_verdicts as text_verdicts
 from rewritelab.model.pretrained import load_base, load_finetuned, merge  # noqa: E402
 from rewritelab.model.prompts import (  # noqa: E402
     HFCodec,

@@ -9,8 +9,10 @@ import torch
 from tiny_run import trained_run
 from transformers import AutoTokenizer, pipeline
 
-from rewritelab.evaluation.evaluate import greedy_generate, predict
-from rewritelab.model.gpt import ModelConfig, build_model, load_model, save_model
+from rewritelab.evaluation.evaluate import predict
+from rewritelab.evaluation.exact_match import greedy_generate
+from rewritelab.model.files import load_model, save_model
+from rewritelab.model.gpt import ModelConfig, build_model
 from rewritelab.model.prompts import is_char_tokenizer_dir
 from rewritelab.model.tokenizer import SPECIAL_TOKENS, Tokenizer
 from rewritelab.tasks.storage import read_records

@@ -18,11 +18,13 @@ from transformers import AutoTokenizer
 from rewritelab.analysis.report import write_report
 from rewritelab.cli.main import main
 from rewritelab.core.errors import RewritelabError
-from rewritelab.evaluation.evaluate import final_word_verdicts, step_verdicts, trace_summary
-from rewritelab.model.batches import dataset_alphabet, encode_split, read_manifest
-from rewritelab.model.gpt import ModelConfig, build_model, load_model, save_model
+from rewritelab.evaluation.traces import final_word_verdicts, step_verdicts, trace_summary
+from rewritelab.model.encoding import dataset_alphabet, encode_split
+from rewritelab.model.files import load_model, save_model
+from rewritelab.model.gpt import ModelConfig, build_model
 from rewritelab.model.tokenizer import Tokenizer
 from rewritelab.sweep import ResultsDatabase, load_experiment
+from rewritelab.tasks.storage import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 E7 = ROOT / "experiments" / "e7.toml"

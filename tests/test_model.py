@@ -8,7 +8,8 @@ from transformers import AutoModelForCausalLM, GPT2Config
 
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.hardware import pick_device
-from rewritelab.model.gpt import ModelConfig, build_model, hf_config, load_model, save_model
+from rewritelab.model.files import hf_config, load_model, save_model
+from rewritelab.model.gpt import ModelConfig, build_model
 from rewritelab.model.tokenizer import Tokenizer
 
 SMALL = ModelConfig(layers=2, heads=2, width=32, context=24)

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from rewritelab.core.errors import RewritelabError
 from rewritelab.evaluation.evaluate import evaluate_run
-from rewritelab.model.gpt import load_model
+from rewritelab.model.files import load_model
 from rewritelab.model.tokenizer import Tokenizer
 from rewritelab.training.pretrain import (
     PRINTABLE,
@@ -99,7 +99,7 @@ def test_a_base_still_training_gives_fresh_weight_runs_its_architecture(pretrain
 def test_a_run_has_a_final_model_only_once_it_is_finished(pretrained, tmp_path):
     """`model_part` and `resolve_model_dir` name the finished run's `model/`; a run still
     training has its `architecture/` only, and asking it for a model fails in one line."""
-    from rewritelab.model.gpt import model_part, resolve_model_dir
+    from rewritelab.model.files import model_part, resolve_model_dir
     from rewritelab.training.pretrain import base_finished
 
     out, _ = pretrained

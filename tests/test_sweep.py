@@ -11,9 +11,6 @@ from rewritelab.analysis.report import (
     aggregate,
     mean_and_stderr,
     plot_curves,
-    seed_crossings,
-    transition_point,
-    transition_summary,
     write_report,
     x_axis_factor,
 )
@@ -156,8 +153,6 @@ def test_aggregation_statistics_and_transition():
     assert [e["factors"]["dataset.train.instructions"] for e in entries] == [10, 100, 1000]
     assert entries[1]["unseen_accuracy"] == pytest.approx(0.3)
     assert entries[1]["seeds"] == 2
-    # 0.5 lies 0.2/0.65 of the way from 0.3 (I=100) to 0.95 (I=1000) on a log axis
-    assert transition_point(entries) == pytest.approx(10 ** (2 + 0.2 / 0.65))
     figure, axis = plot_curves(entries, "dataset.train.instructions", "t", ("unseen_accuracy",))
     line = axis.lines[0]
     assert list(line.get_xdata()) == [10, 100, 1000]
@@ -282,22 +277,6 @@ def test_ray_executor_runs_points_into_the_same_database(tmp_path, tiny):
     counts = run_sweep(experiment, database, tmp_path / "work", executor="ray", progress=False)
     assert counts == {"skipped": 0, "done": 1, "failed": 0, "failed_earlier": 0, "busy": 0}
     assert database.rows()[0]["status"] == "done"
-
-
-def test_seed_crossings_and_transition_summary():
-    def row(instructions, seed, accuracy):
-        return {"status": "done", "factors": {"dataset.train.instructions": instructions},
-                "seed": seed, "unseen_accuracy": accuracy}  # fmt: skip
-
-    rows = [row(10, 0, 0.0), row(100, 0, 1.0), row(10, 1, 0.0), row(1000, 1, 1.0)]
-    rows += [row(100, 1, 0.0), row(1000, 0, 1.0), row(100, 2, 0.1), row(1000, 2, 0.2)]
-    crossings = seed_crossings(rows)["all"]
-    # seed 0 crosses halfway (log) between 10 and 100, seed 1 between 100 and 1000, seed 2 never
-    assert crossings == pytest.approx([10**1.5, 10**2.5, None])
-    entries = aggregate([{**r, "metrics": {"unseen_accuracy": r["unseen_accuracy"]}, "elapsed_s": 0}
-                         for r in rows])  # fmt: skip
-    text = transition_summary(entries, crossings)
-    assert text.startswith(f"I = {(10**1.5 + 10**2.5) / 2:.0f} ± ") and "2 of 3 seeds" in text
 
 
 def test_finetune_points_run_through_the_same_runner(tmp_path, tiny):

@@ -10,13 +10,14 @@ from safetensors.torch import load_file
 from tiny_run import make_data, tiny_config, trained_run
 
 from rewritelab.core.errors import RewritelabError
-from rewritelab.model.batches import Batches, batches_per_epoch, encode_split, epoch_batches
+from rewritelab.model.batches import Batches, batches_per_epoch, epoch_batches
+from rewritelab.model.encoding import encode_split
 from rewritelab.model.tokenizer import Tokenizer
 from rewritelab.training.loop import Loop, learning_rate, seed_dropout
-from rewritelab.training.scratch import (
+from rewritelab.training.scratch import train
+from rewritelab.training.scratch_config import (
     load_train_config,
     saved_train_config,
-    train,
     train_config_from_dict,
 )
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from rewritelab.tasks.generate import generate_dataset
 from rewritelab.tasks.spec_files import spec_from_dict
-from rewritelab.training.scratch import train, train_config_from_dict
+from rewritelab.training.scratch import train
+from rewritelab.training.scratch_config import train_config_from_dict
 
 TINY_DATA = {
     "seed": 1,

@@ -3,9 +3,8 @@
 The core (rules, specs, dataset generation) needs only numpy; training needs the `train` extra.
 """
 
-__version__ = "0.1.0"
-
 from rewritelab.core.errors import RewritelabError  # noqa: E402
+from rewritelab.core.version import __version__  # noqa: E402
 from rewritelab.tasks.rules import Halt, MarkovAlgorithm, Rule, RunResult, count_occurrences  # noqa: E402
 
 __all__ = [

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rewritelab import __version__
 from rewritelab.cli.main import main
+from rewritelab.core.version import __version__
 from rewritelab.tasks.base import Task
 from rewritelab.tasks.registry import TASKS
 from rewritelab.tasks.statistics import check_lines

@@ -5,9 +5,11 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from rewritelab.model.gpt import GPT, _load_hf_state
+from rewritelab.model.files import _load_hf_state
+from rewritelab.model.gpt import GPT
 from rewritelab.training.loop import train_run
-from rewritelab.training.scratch import ScratchTrainee, train_config_from_dict
+from rewritelab.training.scratch import ScratchTrainee
+from rewritelab.training.scratch_config import train_config_from_dict
 
 base, data, seed, kind, initseed, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6]
 torch.set_num_threads(1)

@@ -3,7 +3,7 @@ import string
 import sys
 
 import rewritelab.training.scratch as T
-from rewritelab.model.batches import dataset_alphabet
+from rewritelab.model.encoding import dataset_alphabet
 from rewritelab.model.tokenizer import Tokenizer
 
 data, seed, extra, context, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]

@@ -331,7 +331,7 @@ def _alpha(spread) -> float | None:
 
 def _legend(axis) -> None:
     """Legend outside the axes on the right when long, so it never hides the data."""
-    handles, labels = axis.get_legend_handles_labels()
+    _, labels = axis.get_legend_handles_labels()
     if len(labels) > 6:
         width, height = axis.figure.get_size_inches()
         axis.figure.set_size_inches(max(width, 8.6), height)  # the plot keeps its width

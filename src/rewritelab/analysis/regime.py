@@ -17,7 +17,6 @@ REPRODUCED = "reproduced"
 ANALOGUE = "qualitative analogue on a simplified task"
 NOT_REPRODUCED = "not reproduced"
 NOT_TESTED = "not tested"
-VERDICTS = (REPRODUCED, ANALOGUE, NOT_REPRODUCED, NOT_TESTED)
 PAPER_KIND_RULES = 100_000
 PAPER_KIND_COVERAGE = 0.01
 VOCABULARY = f"""\
@@ -95,6 +94,7 @@ PAPER_REGIME = Regime((1, 20), (1, 20), (1, 50), 26, _paper_rule_space(), (10, 1
 def regime_of(rows: list[dict]) -> Regime | None:
     """The regime of an experiment's points (their resolved dataset configs); None when the
     rows hold no dataset config of the paper's task (the default; others have no rule space)."""
+    from rewritelab.tasks.families import rule_capacity
     from rewritelab.tasks.registry import DEFAULT_TASK
     from rewritelab.tasks.spec_files import spec_from_dict
 
@@ -114,7 +114,7 @@ def regime_of(rows: list[dict]) -> Regime | None:
         input_length=_span(split.input_length for split in train),
         alphabet_size=max(len(spec.alphabet) for spec in specs),
         rule_space=max(
-            split.rule_capacity(len(spec.alphabet))
+            rule_capacity(split, len(spec.alphabet))
             for spec, split in zip(specs, train, strict=True)
         ),
         instructions=(min(counts), max(counts)),

@@ -35,12 +35,18 @@ from rewritelab.analysis.regime import (
     regime_table,
     vocabulary_verdict,
 )
+from rewritelab.analysis.report_transitions import (
+    NOOP_SPLIT_KINDS,
+    fitted_accuracy,
+    line_transitions,
+    measured_line,
+    transition_lines,
+)
 from rewritelab.core.atomic_files import write_text_atomic
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.paper import (
     INSTRUCTIONS,
     MASTERED,
-    NO_CRITERION,
     PAPER,
     PLATEAU_LOSS,
     claim,
@@ -118,162 +124,7 @@ def _sort_key(factors: dict, first_seen: dict) -> tuple:
     )
 
 
-def transition_point(entries: list[dict], threshold: float = 0.5) -> float | None:
-    """Instruction count where unseen accuracy first crosses `threshold` (log interpolation)."""
-    curve = sorted((e["factors"][INSTRUCTIONS], e["unseen_accuracy"]) for e in entries)
-    for (i0, a0), (i1, a1) in zip(curve, curve[1:], strict=False):
-        if a0 < threshold <= a1:
-            fraction = (threshold - a0) / (a1 - a0)
-            return math.exp(math.log(i0) + fraction * (math.log(i1) - math.log(i0)))
-    return None
-
-
-def seed_crossings(rows: list[dict], threshold: float = 0.5) -> dict[str, list[float | None]]:
-    """Per line (setting of the non-instruction factors), the crossing of each seed's curve."""
-    curves: dict[tuple[str, int], list[dict]] = defaultdict(list)
-    for row in rows:
-        if row["status"] == "done":
-            entry = {"factors": row["factors"], "unseen_accuracy": row["unseen_accuracy"]}
-            curves[(line_label(row["factors"], INSTRUCTIONS), row["seed"])].append(entry)
-    crossings: dict[str, list[float | None]] = defaultdict(list)
-    for (label, _seed), entries in sorted(curves.items()):
-        crossings[label].append(transition_point(entries, threshold))
-    return crossings
-
-
-def transition_summary(entries: list[dict], crossings: list[float | None]) -> str:
-    """Where the mean curve crosses 0.5, the seeds' spread, and the width from 0.2 to 0.8."""
-    found = [c for c in crossings if c is not None]
-    if not found:
-        return f"not crossed in the grid ({len(crossings)} seeds)"
-    mean, stderr = mean_and_stderr(found)
-    text = f"I = {mean:.0f} ± {stderr:.0f} over {len(found)} of {len(crossings)} seeds"
-    low, high = transition_point(entries, 0.2), transition_point(entries, 0.8)
-    if low and high:
-        text += f"; 0.2 -> 0.8 spans {math.log10(high / low):.2f} decades of I"
-    return text
-
-
 # ---------------------------------------------------------------- the transition, fitted
-
-
-def _history(row: dict) -> list[dict]:
-    """The run's accuracies at each evaluation point: stored with its metrics by newer sweeps,
-    else read from its run directory's `metrics.jsonl` while that still exists."""
-    stored = (row.get("metrics") or {}).get("history")
-    if stored is not None:
-        return stored
-    if not row.get("run_dir"):
-        return []
-    from rewritelab.sweep.runner import training_history
-
-    return training_history(row["run_dir"])
-
-
-# The accuracy a transition is fitted on, its per-rule breakdown, and its name in reports.
-FITTED = {
-    "unseen_accuracy": ("unseen_by_instruction", "unseen accuracy"),
-    "unseen_has_op_accuracy": (
-        "unseen_by_has_op_instruction",
-        "unseen accuracy on inputs that hold x (has-op)",
-    ),
-}
-
-
-def fitted_accuracy(kind: str, rows: list[dict]) -> str:
-    """What the transition is fitted on: has-op accuracy where the test set mixes in no-ops
-    to split them (E2: half of it), since only inputs that hold x need the rule and no-ops
-    lift overall accuracy to near their share whatever I is; else unseen accuracy."""
-    done = [row.get("metrics") or {} for row in rows if row["status"] == "done"]
-    split = bool(done) and all(
-        m.get("unseen_noop_accuracy") is not None and m.get("unseen_has_op_accuracy") is not None
-        for m in done
-    )
-    return "unseen_has_op_accuracy" if kind in NOOP_SPLIT_KINDS and split else "unseen_accuracy"
-
-
-def _step_accuracy(row: dict, which: str, accuracy: str) -> float | None:
-    """`accuracy` of a run at its best or last logged evaluation point."""
-    logged = [h[accuracy] for h in _history(row) if h.get(accuracy) is not None]
-    if not logged:
-        return None
-    return max(logged) if which == "best_step" else logged[-1]
-
-
-def _observations(rows: list[dict], which: str, accuracy: str):
-    """One Observation of `accuracy` per finished run of a line: the final full evaluation
-    (with per-rule accuracies where stored) or a step from the training history (None if any
-    run lacks it)."""
-    from rewritelab.analysis.transition import Observation
-
-    found = []
-    for row in rows:
-        metrics = row.get("metrics") or {}
-        instructions = row["factors"][INSTRUCTIONS]
-        if which == "final":
-            by_rule = metrics.get(FITTED[accuracy][0])
-            rules = tuple(by_rule.values()) if by_rule else None
-            found.append(Observation(row["seed"], instructions, metrics[accuracy], rules))
-            continue
-        value = _step_accuracy(row, which, accuracy)
-        if value is None:
-            return None
-        found.append(Observation(row["seed"], instructions, value))
-    return found
-
-
-def line_transitions(rows: list[dict], accuracy: str = "unseen_accuracy") -> dict[str, dict]:
-    """Per line (setting of the other factors), the transition of `accuracy` at the final
-    evaluation, at each run's best training step and at its last logged step (the last two
-    on the training evaluation subset, and only where every run's history holds it)."""
-    from rewritelab.analysis.transition import analyse_transition
-
-    lines: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        metrics = row.get("metrics") or {}
-        if row["status"] == "done" and metrics.get(accuracy) is not None:
-            lines[line_label(row["factors"], INSTRUCTIONS)].append(row)
-    transitions = {}
-    for label, members in lines.items():
-        transitions[label] = {}
-        for which in ("final", "best_step", "final_step"):
-            observations = _observations(members, which, accuracy)
-            if observations:
-                analysis = analyse_transition(observations)
-                transitions[label][which] = analysis | {"accuracy": accuracy}
-    return transitions
-
-
-def transition_lines(transitions: dict[str, dict]) -> list[str]:
-    """The report's transition paragraph: I50 with intervals, share of seeds generalising."""
-    from rewritelab.analysis.transition import describe
-
-    names = {
-        "final": "final evaluation",
-        "best_step": "best training step",
-        "final_step": "last training step",
-    }
-    lines = []
-    for label, analyses in transitions.items():
-        fitted = FITTED[next(iter(analyses.values()))["accuracy"]][1]
-        lines.append(f"**Transition ({label})**, {fitted} crossing 0.5:")
-        lines.append("")
-        for which, analysis in analyses.items():
-            lines.append(f"- {names[which]}: {describe(analysis)}")
-            lines += [f"  - warning: {w}" for w in analysis.get("warnings", [])]
-        final = analyses.get("final")
-        if final:
-            shares = ", ".join(
-                f"I = {i}: {share:.0%}" for i, share in final["share_generalising"].items()
-            )
-            lines.append(f"- share of seeds with unseen ≥ {final['generalise_at']}: {shares}")
-        if "best_step" in analyses:
-            lines.append(
-                "- best/last step use the training-time evaluation subset; the best step is a "
-                "maximum over evaluation points, so it leans optimistic"
-            )
-        lines.append("")
-    return lines
 
 
 # ---------------------------------------------------------------- tables and report
@@ -334,9 +185,6 @@ TRANSITION_KINDS = {"e0", "e1", "e2", "e5", "e6", "e7"}
 
 
 X_FACTORS = {"e4": "spread"}
-# Kinds whose figure splits unseen accuracy into no-op and has-op inputs (the table always does;
-# with several lines, the split makes other figures unreadable).
-NOOP_SPLIT_KINDS = {"e2", "generic"}  # kinds whose paper figure puts another factor on the x axis
 
 
 def x_axis_factor(entries: list[dict], kind: str = "") -> str | None:
@@ -483,32 +331,6 @@ def check_rows(rows: list[dict], where: str | Path) -> None:
         )  # fmt: skip
         if not valid:
             raise RewritelabError(f"{where}: point {row['point_id']} has invalid metrics")
-
-
-def _fitted_i50(final: dict) -> str:
-    """I50 with its interval, named `has-op I50` when fitted on has-op accuracy."""
-    from rewritelab.analysis.transition import describe_i50
-
-    text = describe_i50(final)
-    overall = final.get("accuracy", "unseen_accuracy") == "unseen_accuracy"  # older: overall
-    return text if overall else text.replace("I50", "has-op I50", 1)
-
-
-def measured_line(basis: str, transitions: dict[str, dict]) -> str:
-    """One line for the results page: the verdict's numbers and the I50 of each line (only
-    the I50s when no criterion judged the experiment)."""
-    fitted = {k: t["final"] for k, t in transitions.items() if "i50_ci" in t.get("final", {})}
-    if not fitted:
-        return basis
-    if list(fitted) == ["all"]:
-        return f"{basis}; {_fitted_i50(fitted['all'])}"
-    i50s = "; ".join(f"{label}: {_fitted_i50(final)}" for label, final in fitted.items())
-    return i50s if basis == NO_CRITERION else f"{basis}; {i50s}"
-
-
-def experiment_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> list[str]:
-    """The report section of one experiment/preset (see `build_section`)."""
-    return build_section(name, preset, rows, out_dir)[0]
 
 
 def write_report(database_path: str | Path, out_dir: str | Path, run: dict | None = None) -> Path:

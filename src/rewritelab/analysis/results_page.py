@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from rewritelab.analysis.regime import VOCABULARY, Regime, regime_line, vocabulary_verdict
-from rewritelab.analysis.report import measured_line
+from rewritelab.analysis.report_transitions import measured_line
 from rewritelab.core.atomic_files import write_text_atomic
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.paper import CRITERIA, claim, experiment_kind, judge

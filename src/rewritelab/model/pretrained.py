@@ -24,14 +24,8 @@ import torch
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.hardware import pick_device
 from rewritelab.core.seeds import seed_of
-from rewritelab.model.gpt import (
-    RUN_ARCHITECTURE_DIR,
-    RUN_CONFIG,
-    RUN_MODEL_DIR,
-    WEIGHTS_FILE,
-    model_part,
-    sign_weights,
-)
+from rewritelab.model.files import WEIGHTS_FILE, model_part, sign_weights
+from rewritelab.model.gpt import RUN_ARCHITECTURE_DIR, RUN_CONFIG, RUN_MODEL_DIR
 from rewritelab.model.prompts import (
     CharCodec,
     Codec,

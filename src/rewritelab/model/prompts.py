@@ -24,7 +24,7 @@ from pathlib import Path
 from rewritelab.core.errors import RewritelabError
 from rewritelab.model.batches import EncodedSplit
 from rewritelab.model.tokenizer import Tokenizer, holds_char_tokenizer
-from rewritelab.tasks.rewrite.task import kept_fields
+from rewritelab.tasks.rewrite.records import kept_fields
 from rewritelab.tasks.storage import SPLIT_FILES, read_records
 
 TEMPLATES = ("auto", "native", "symbolic", "natural")

@@ -20,10 +20,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rewritelab.core.errors import RewritelabError
-from rewritelab.sweep.experiment import Point
+
+if TYPE_CHECKING:
+    from rewritelab.sweep.experiment import Point
 
 SCHEMA_VERSION = 2
 STALE_AFTER_S = 300.0  # a claim not refreshed for this long belongs to a dead sweep
@@ -195,10 +197,6 @@ class ResultsDatabase:
                 (_now(), owner),
             )
 
-    def mark_running(self, point_id: str) -> None:
-        """Claim a point unconditionally (single-driver use)."""
-        self.claim(point_id, new_owner(), retry_failed=True, stale_after_s=-1.0)
-
     def record(self, point_id: str, outcome: dict[str, Any]) -> None:
         """Store a finished point: `done` with metrics, or `failed` with its error."""
         metrics = outcome.get("metrics")
@@ -248,10 +246,6 @@ class ResultsDatabase:
                     ) from None
             rows.append(row)
         return rows
-
-    def export_json(self, path: str | Path) -> None:
-        """Write every row as JSON (the portable export committed next to figures)."""
-        Path(path).write_text(json.dumps(self.rows(), indent=1) + "\n", encoding="utf-8")
 
 
 class Heartbeat:

@@ -314,6 +314,6 @@ def point_config(point: Point):
                 "a finetune experiment needs train.base (the model to start from)"
             )
         return base, finetune_config_from_dict(settings)
-    from rewritelab.training.scratch import train_config_from_dict
+    from rewritelab.training.scratch_config import train_config_from_dict
 
     return train_config_from_dict(copy.deepcopy(point.train))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import platform
 import shutil
 import signal
@@ -29,8 +28,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rewritelab import __version__
 from rewritelab.core.errors import RewritelabError
+from rewritelab.core.run_log import training_history
+from rewritelab.core.version import __version__
 from rewritelab.sweep.database import STALE_AFTER_S, Heartbeat, ResultsDatabase, new_owner
 from rewritelab.sweep.executors import ProcessPool, make_executor
 from rewritelab.sweep.experiment import Experiment, Point, point_config
@@ -105,31 +105,6 @@ def train_and_evaluate(point: Point, data_dir: Path, run_dir: Path, outcome: dic
     unseen = evaluate(run_dir, data_dir, split="test", device=config.device)
     seen = evaluate(run_dir, data_dir, split="seen_test", device=config.device)
     return headline_metrics(unseen, seen, final)
-
-
-HISTORY_KEYS = (
-    "step",
-    "epoch",
-    "seen_accuracy",
-    "unseen_accuracy",
-    "unseen_has_op_accuracy",
-    "train_accuracy",
-)
-METRICS_LOG = "metrics.jsonl"  # runs.METRICS; named here so reports need no torch
-
-
-def training_history(run_dir: str | Path) -> list[dict]:
-    """The accuracies a run logged at each evaluation point (`metrics.jsonl`), oldest first;
-    empty when the run directory or its log is gone. Reports read the best step from it."""
-    path = Path(run_dir) / METRICS_LOG
-    if not path.is_file():
-        return []
-    history = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            logged = json.loads(line)
-            history.append({k: logged[k] for k in HISTORY_KEYS if k in logged})
-    return history
 
 
 def on_plateau(metrics: dict) -> bool:
@@ -242,7 +217,8 @@ def base_of(experiment: Experiment, progress: bool = True) -> Iterator[Future | 
 def _await_architecture(out: Path, base: Future) -> None:
     """Wait until the pretraining run `out` has written its architecture (within seconds of
     its start), or has failed (raising its error)."""
-    from rewritelab.model.gpt import RUN_ARCHITECTURE_DIR, model_part
+    from rewritelab.model.files import model_part
+    from rewritelab.model.gpt import RUN_ARCHITECTURE_DIR
 
     while not model_part(out, RUN_ARCHITECTURE_DIR):
         if base.done():

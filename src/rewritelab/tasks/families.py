@@ -18,10 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rewritelab.core.errors import RewritelabError
+
+if TYPE_CHECKING:
+    from rewritelab.tasks.spec import SplitSpec
 
 # A family maps output positions j (shape (1, L)) of a pattern made of a block of m letters
 # (shape (n, 1)) with parameter k (shape (n, 1)) to the block position each output letter copies.
@@ -139,3 +143,27 @@ class PatternSampler:
             blocks = np.take_along_axis(blocks, source, axis=1)
         codes = self.code_points[blocks]
         return strings_from_codes(codes, pattern_lengths)
+
+
+def uses_k(split: SplitSpec) -> bool:
+    """Whether any family of the split's mix draws structured patterns (of block size k)."""
+    return any(get_family(name).uses_k for name in split.families)
+
+
+def pattern_capacity(split: SplitSpec, alphabet_size: int) -> int:
+    """Upper bound on distinct patterns x of a split (exact for the random family alone)."""
+    return _capacity(split, split.pattern_length, alphabet_size)
+
+
+def rule_capacity(split: SplitSpec, alphabet_size: int) -> int:
+    """Upper bound on distinct rules (x, y) with x != y a split's composition can produce."""
+    patterns = pattern_capacity(split, alphabet_size)
+    replacements = _capacity(split, split.replacement_length, alphabet_size)
+    return patterns * replacements - min(patterns, replacements)
+
+
+def _capacity(split: SplitSpec, lengths: tuple[int, int], alphabet_size: int) -> int:
+    return sum(
+        pattern_count_bound(get_family(name), split.k, lengths, alphabet_size)
+        for name in split.families
+    )

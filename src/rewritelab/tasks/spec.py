@@ -49,7 +49,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rewritelab.core.errors import RewritelabError
-from rewritelab.tasks.families import get_family, pattern_count_bound
 from rewritelab.tasks.near_misses import NEAR_MISS_KINDS
 
 DEFAULT_ALPHABET = string.ascii_lowercase
@@ -121,26 +120,6 @@ class SplitSpec:
         if self.examples is not None:
             return self.examples
         return self.instructions * (self.examples_per_instruction or 1)
-
-    @property
-    def uses_k(self) -> bool:
-        return any(get_family(name).uses_k for name in self.families)
-
-    def pattern_capacity(self, alphabet_size: int) -> int:
-        """Upper bound on distinct patterns x (exact for the random family alone)."""
-        return self._capacity(self.pattern_length, alphabet_size)
-
-    def rule_capacity(self, alphabet_size: int) -> int:
-        """Upper bound on distinct rules (x, y) with x != y this composition can produce."""
-        patterns = self.pattern_capacity(alphabet_size)
-        replacements = self._capacity(self.replacement_length, alphabet_size)
-        return patterns * replacements - min(patterns, replacements)
-
-    def _capacity(self, lengths: tuple[int, int], alphabet_size: int) -> int:
-        return sum(
-            pattern_count_bound(get_family(name), self.k, lengths, alphabet_size)
-            for name in self.families
-        )
 
 
 def split_default(key: str) -> Any:

@@ -35,3 +35,14 @@ def check_lines(checks: dict[str, bool]) -> list[str]:
     return ["checks:"] + [
         f"  [{'ok' if passed else 'FAIL'}] {check}" for check, passed in checks.items()
     ]
+
+
+def split_header(name: str, summary: dict, unit: str, units: str) -> list[str]:
+    """The first lines of a split in an inspection: its examples, instructions (`units`) and
+    how many examples each has."""
+    per = summary[f"examples_per_{unit}"]
+    return [
+        f"\n[{name}] {summary['examples']} examples, {summary[units]} {units}",
+        f"  examples per {unit}: min {per['min']}, median {per['median']:g}, "
+        f"mean {per['mean']:g}, max {per['max']}",
+    ]

@@ -21,21 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from rewritelab.core.errors import RewritelabError
-from rewritelab.evaluation.evaluate import (
-    check_context,
-    choose_path,
-    eval_splits,
-    evaluation_point,
-    model_context,
-    verdicts_of,
-)
-from rewritelab.model.batches import (
-    Batches,
-    EncodedSplit,
-    check_dataset,
-    dataset_alphabet,
-    dataset_digest,
-)
+from rewritelab.evaluation.accuracy import eval_splits, evaluation_point
+from rewritelab.evaluation.exact_match import check_context, choose_path, model_context, verdicts_of
+from rewritelab.model.batches import Batches, EncodedSplit
+from rewritelab.model.encoding import check_dataset, dataset_alphabet, dataset_digest
 from rewritelab.model.gpt import RUN_MODEL_DIR
 from rewritelab.model.pretrained import (
     ADAPTER_DIR,

@@ -34,15 +34,13 @@ import torch.nn.functional as F
 from rewritelab.core.config import load_config
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.seeds import seed_of, stream
+from rewritelab.model.files import GPTTrainee, model_part, save_architecture
 from rewritelab.model.gpt import (
     GPT,
     RUN_ARCHITECTURE_DIR,
-    GPTTrainee,
     ModelConfig,
     build_model,
     count_parameters,
-    model_part,
-    save_architecture,
 )
 from rewritelab.model.tokenizer import Tokenizer
 from rewritelab.training.loop import LoopConfig, check_ints, train_run

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import torch
 
-from rewritelab import __version__
 from rewritelab.core.atomic_files import write_json_atomic, write_text_atomic
 from rewritelab.core.config import flatten
 from rewritelab.core.errors import RewritelabError
@@ -39,10 +38,11 @@ from rewritelab.core.hardware import usable_cores
 from rewritelab.core.killpoints import pause_at
 from rewritelab.core.locks import directory_lock
 from rewritelab.core.provenance import git_hash
+from rewritelab.core.run_log import METRICS
 from rewritelab.core.seeds import SEED_STREAMS, seed_of
+from rewritelab.core.version import __version__
 from rewritelab.model.gpt import RUN_CONFIG
 
-METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 CHECKPOINT_NAME = re.compile(r"step-\d{8}")

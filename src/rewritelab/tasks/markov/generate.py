@@ -1,62 +1,29 @@
-"""The algorithm task: an instruction is a random Markov algorithm, run until it halts.
+"""The algorithm task's generator: each split draws random Markov algorithms that halt, then
+inputs, and records what the interpreter (`rules.MarkovAlgorithm.run`) does with them.
 
-`task = "markov"` in a dataset config selects it. Each split draws algorithms, then inputs,
-and records what the interpreter (`rules.MarkovAlgorithm.run`) does with them:
-
-- An algorithm has `rules` rules (a range, uniform). Each pattern `x` (length in
-  `pattern_length`) and replacement `y` (`replacement_length`, `y != x`) is drawn letter by
-  letter, uniformly over the alphabet plus the split's `markers`; a rule is terminal with
-  probability `terminal_share`. Patterns are distinct and no pattern contains an earlier
-  one, so that every rule can fire (an earlier pattern inside a later one would shadow it).
-- Markers never occur in inputs, and an algorithm must wipe them out: a run counts as halted
-  only if it stops (terminal rule, or no rule applies) within `max_steps` steps on a word
-  without markers. Intermediate words may hold markers.
-- An algorithm is kept only if it halts on each of `PROBE_INPUTS` fresh inputs, first try
-  (otherwise another is drawn; `MAX_ALGORITHM_DRAWS` rejections in a row give up); each
-  example's input is then redrawn until the run halts (at most `MAX_INPUT_DRAWS` times). Either
-  limit ends generation with a one-line error naming the settings to change.
-- Inputs: exactly `round(noop_share * N)` inputs of a split are no-ops (no rule applies; a
-  random word built letter by letter never completing a pattern). Every other input plants
-  the patterns of a random number of the algorithm's rules (those without markers, at least
-  one, in random order, as many as fit) into a random filler, so several rules compete.
-- Test algorithms never occur in training: as whole rule lists (`disjoint = "algorithms"`), or
-  rule by rule (`disjoint = "rules"`: no training algorithm holds any `(x, y)` of a test
-  algorithm). `seen_test` holds fresh inputs of training algorithms.
-- `classic.jsonl` (with `classic = true`, the default) runs the algorithms of
-  `examples/algorithms/*.markov` whose letters all lie in the alphabet plus the markers, on
-  random words over the alphabet letters its rules use (test lengths, test `max_steps`),
-  `examples_per_instruction` inputs each; one that does not halt on enough inputs is left out.
-  When no file fits (or the directory is absent, as in a non-editable install) there is no
-  classic split, and the manifest says why. Classic algorithms are kept out of training like
-  test algorithms.
-
-A record (one JSON line): `algorithm` (id), `rules` (`{x, y, terminal}` each), `rule_count`,
-`input`, `output` (the final word), `step_output` (the word after one step; the input when no
-rule applies), `noop`, `steps`, `halt` (`"terminal"` or `"no_rule"`) and `trace` (the word after
-each step, so `len(trace) == steps` and `trace[-1] == output` when `steps > 0`). The three
-training targets read the same record: `step` -> `step_output`, `final` -> `output`, `trace` ->
-`trace or [output]`. Rules are objects rather than `[x, y, terminal]` triples because Hugging
-Face `datasets` reads a list mixing strings and booleans as JSON values and decodes the pattern
-"0" as the integer 0; objects load as typed structs.
+Patterns of one algorithm are distinct and none contains an earlier one (so every rule can
+fire); markers never occur in inputs and a run counts only if it halts on a marker-free word
+within `max_steps`; exactly `round(noop_share * N)` inputs are no-ops; test algorithms never
+occur in training, as whole rule lists or rule by rule (`disjoint`); `classic.jsonl` runs the
+example algorithms that fit. A record holds `algorithm`, `rules` (`{x, y, terminal}` each),
+`rule_count`, `input`, `output`, `step_output`, `noop`, `steps`, `halt` and `trace`. The full
+rules of a draw: docs/notebook.md, "How algorithms are drawn".
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from rewritelab import __version__
 from rewritelab.core.errors import RewritelabError
 from rewritelab.tasks.allocation import assign, exact_allocation
 from rewritelab.tasks.allocation import named_stream as stream
 from rewritelab.tasks.rules import MarkovAlgorithm, Rule, RunResult
 from rewritelab.tasks.spec import DatasetSpec, SplitSpec
-from rewritelab.tasks.storage import FORMAT, write_lines, write_manifest
 
 STREAMS = (
     "train_algorithms",
@@ -76,28 +43,43 @@ SPLIT_FILES = {
     "classic": "classic.jsonl",
 }
 CLASSIC_DIR = Path(__file__).resolve().parents[4] / "examples" / "algorithms"
-PROBE_INPUTS = 8  # fresh inputs a drawn algorithm must halt on to be kept
-MAX_ALGORITHM_DRAWS = 2000  # candidate algorithms rejected in a row before giving up
-MAX_INPUT_DRAWS = 100  # inputs per example before giving up
-MAX_PATTERN_DRAWS = 20  # draws of one rule's pattern (or replacement) before dropping the algorithm
+
+
+# ---------------------------------------------------------------- algorithms
+
+
+# ---------------------------------------------------------------- inputs and runs
+
+
+# ---------------------------------------------------------------- splits and records
+
 
 Key = tuple[Rule, ...]  # an algorithm's identity: its rule list
 
 
-def _below(rng: np.random.Generator, n: int) -> int:
+PROBE_INPUTS = 8  # fresh inputs a drawn algorithm must halt on to be kept
+
+
+MAX_ALGORITHM_DRAWS = 2000  # candidate algorithms rejected in a row before giving up
+
+
+MAX_INPUT_DRAWS = 100  # inputs per example before giving up
+
+
+MAX_PATTERN_DRAWS = 20  # draws of one rule's pattern (or replacement) before dropping the algorithm
+
+
+def below(rng: np.random.Generator, n: int) -> int:
     """A uniform integer in [0, n) (scalar draws from `random()` are cheap)."""
     return int(rng.random() * n)
 
 
-def _between(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
-    return bounds[0] + _below(rng, bounds[1] - bounds[0] + 1)
+def between(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
+    return bounds[0] + below(rng, bounds[1] - bounds[0] + 1)
 
 
-def _word(rng: np.random.Generator, letters: str, length: int) -> str:
+def random_word(rng: np.random.Generator, letters: str, length: int) -> str:
     return "".join(letters[i] for i in rng.integers(0, len(letters), size=length).tolist())
-
-
-# ---------------------------------------------------------------- algorithms
 
 
 @dataclass(frozen=True)
@@ -114,7 +96,7 @@ class AlgorithmSampler:
     def draw(self, rng: np.random.Generator) -> MarkovAlgorithm | None:
         patterns: list[str] = []
         rules = []
-        for _ in range(_between(rng, self.split.rules)):
+        for _ in range(between(rng, self.split.rules)):
             x = self._pattern(rng, patterns)
             y = self._replacement(rng, x)
             if x is None or y is None:
@@ -126,20 +108,17 @@ class AlgorithmSampler:
     def _pattern(self, rng: np.random.Generator, earlier: list[str]) -> str | None:
         """A pattern containing no earlier one (which would shadow it, so it could never fire)."""
         for _ in range(MAX_PATTERN_DRAWS):
-            x = _word(rng, self.letters, _between(rng, self.split.pattern_length))
+            x = random_word(rng, self.letters, between(rng, self.split.pattern_length))
             if not any(p in x for p in earlier):
                 return x
         return None
 
     def _replacement(self, rng: np.random.Generator, x: str | None) -> str | None:
         for _ in range(MAX_PATTERN_DRAWS):
-            y = _word(rng, self.letters, _between(rng, self.split.replacement_length))
+            y = random_word(rng, self.letters, between(rng, self.split.replacement_length))
             if y != x:
                 return y
         return None
-
-
-# ---------------------------------------------------------------- inputs and runs
 
 
 def plant_input(
@@ -147,7 +126,7 @@ def plant_input(
 ) -> str | None:
     """A word holding the patterns of a random number of the algorithm's rules (None: none fit)."""
     plantable = [r.x for r in algorithm.rules if set(r.x) <= set(alphabet)]
-    wanted = 1 + _below(rng, max(1, len(plantable)))
+    wanted = 1 + below(rng, max(1, len(plantable)))
     chosen: list[str] = []
     for index in rng.permutation(len(plantable)).tolist():
         if len(chosen) < wanted and sum(map(len, chosen)) + len(plantable[index]) <= lengths[1]:
@@ -155,8 +134,10 @@ def plant_input(
     if not chosen:
         return None
     planted = sum(map(len, chosen))
-    filler = _word(rng, alphabet, _between(rng, (max(lengths[0], planted), lengths[1])) - planted)
-    gaps = sorted(_below(rng, len(filler) + 1) for _ in chosen)
+    filler = random_word(
+        rng, alphabet, between(rng, (max(lengths[0], planted), lengths[1])) - planted
+    )
+    gaps = sorted(below(rng, len(filler) + 1) for _ in chosen)
     pieces, previous = [], 0
     for gap, pattern in zip(gaps, chosen, strict=True):
         pieces += [filler[previous:gap], pattern]
@@ -170,11 +151,11 @@ def noop_input(
     """A word no rule applies to, letter by letter never completing a pattern (None: stuck)."""
     patterns = [r.x for r in algorithm.rules]
     word = ""
-    for _ in range(_between(rng, lengths)):
+    for _ in range(between(rng, lengths)):
         allowed = [c for c in alphabet if not any((word + c).endswith(p) for p in patterns)]
         if not allowed:
             return None
-        word += allowed[_below(rng, len(allowed))]
+        word += allowed[below(rng, len(allowed))]
     return word
 
 
@@ -246,9 +227,6 @@ def draw_algorithms(
             "lower rules, widen the lengths (or disjointness excludes too many)"
         )
     return list(chosen.values())
-
-
-# ---------------------------------------------------------------- splits and records
 
 
 @dataclass
@@ -334,7 +312,7 @@ def make_classic(spec: DatasetSpec, first_id: int, classics: dict[str, MarkovAlg
         for _ in range(per * MAX_INPUT_DRAWS):
             if len(records) == per:
                 break
-            word = _word(rng, letters, _between(rng, split.input_length))
+            word = random_word(rng, letters, between(rng, split.input_length))
             run = halting_run(algorithm, word, split)
             if run is not None:
                 records.append(make_record(first_id + len(used), algorithm, word, run))
@@ -395,38 +373,3 @@ def build_algorithm_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict:
         splits["classic"] = classic
     bar.update()
     return {"splits": splits, "classic": {"used": used, "skipped": skipped}}
-
-
-def record_lines(records: list[dict]):
-    """The records as JSON lines (the same text `json.dumps` gives, non-ASCII kept)."""
-    return (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-
-
-def write_algorithm_splits(spec: DatasetSpec, config: dict, built: dict, directory: Path) -> dict:
-    """Write the split files and the manifest (recording `config`); return the manifest."""
-    splits = built["splits"]
-    files = {
-        SPLIT_FILES[name]: write_lines(directory / SPLIT_FILES[name], record_lines(data.records))
-        for name, data in splits.items()
-    }
-    classic = dict(built["classic"])
-    if "classic" not in splits:
-        classic["note"] = (
-            "no classic split: classic = false"
-            if not spec.classic
-            else f"no example algorithm in {CLASSIC_DIR} fits the alphabet and markers"
-            " and halts on its inputs"
-        )
-    manifest = {
-        "format": FORMAT,
-        "version": __version__,
-        "task": "markov",
-        "config": config,
-        "seed": spec.seed,
-        "streams": list(STREAMS),
-        "counts": {name: data.counts for name, data in splits.items()},
-        "classic": classic,
-        "files": files,
-    }
-    write_manifest(directory, manifest)
-    return manifest

@@ -11,7 +11,13 @@ import numpy as np
 
 from rewritelab.core.errors import RewritelabError
 from rewritelab.tasks.rules import MarkovAlgorithm, Rule
-from rewritelab.tasks.statistics import check_lines, describe, file_sha256, histogram
+from rewritelab.tasks.statistics import (
+    check_lines,
+    describe,
+    file_sha256,
+    histogram,
+    split_header,
+)
 from rewritelab.tasks.storage import read_records
 
 
@@ -158,11 +164,9 @@ def format_algorithm_inspection(report: dict) -> str:
         f"rewritelab {report['version']})"
     ]
     for name, s in report["splits"].items():
-        per, length = s["examples_per_algorithm"], s["lengths"]
+        length = s["lengths"]
         lines += [
-            f"\n[{name}] {s['examples']} examples, {s['algorithms']} algorithms",
-            f"  examples per algorithm: min {per['min']}, median {per['median']:g}, "
-            f"mean {per['mean']:g}, max {per['max']}",
+            *split_header(name, s, "algorithm", "algorithms"),
             f"  rules per algorithm: {histogram(s['rules_per_algorithm'])}",
             f"  steps: {histogram(s['steps'])}",
             f"  halt: {histogram(s['halt'])}; no-op share: {s['noop_share']:.4f}",

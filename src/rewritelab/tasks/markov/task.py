@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
 from rewritelab.core.errors import RewritelabError
+from rewritelab.core.version import __version__
 from rewritelab.tasks.base import Encoded, Task
+from rewritelab.tasks.families import pattern_capacity
 from rewritelab.tasks.markov import generate
+from rewritelab.tasks.markov.generate import CLASSIC_DIR, SPLIT_FILES, STREAMS
 from rewritelab.tasks.markov.inspect import format_algorithm_inspection, inspect_algorithm_dataset
 from rewritelab.tasks.spec import (
     DatasetSpec,
@@ -17,6 +21,7 @@ from rewritelab.tasks.spec import (
     check_range,
     check_spread,
 )
+from rewritelab.tasks.storage import FORMAT, write_lines, write_manifest
 
 # The record fields kept per example: breakdowns by steps, rules, halting kind and no-op; the
 # rest to write predictions.
@@ -57,7 +62,7 @@ class MarkovTask(Task):
         return generate.build_algorithm_splits(spec, bar)
 
     def write(self, spec: DatasetSpec, built, directory: Path) -> dict:
-        return generate.write_algorithm_splits(spec, self.record(spec), built, directory)
+        return write_algorithm_splits(spec, self.record(spec), built, directory)
 
     def alphabet(self, config: Mapping) -> str:
         """The alphabet, then the markers of either split (in first-seen order)."""
@@ -103,7 +108,7 @@ def check_split(split: SplitSpec, name: str, alphabet: str) -> None:
             raise RewritelabError(f"{name}.{key} must be in [0, 1], got {getattr(split, key)}")
     if split.max_steps < 1:
         raise RewritelabError(f"{name}.max_steps must be >= 1, got {split.max_steps}")
-    patterns = split.pattern_capacity(len(alphabet) + len(split.markers))
+    patterns = pattern_capacity(split, len(alphabet) + len(split.markers))
     if split.rules[0] > patterns:
         raise RewritelabError(
             f"{name}: algorithms of {split.rules[0]} rules need as many distinct patterns, but "
@@ -121,3 +126,38 @@ def _check_markers(markers: str, alphabet: str, where: str) -> None:
     shared = sorted(set(markers) & set(alphabet))
     if shared:
         raise RewritelabError(f"{where} must not use alphabet letters, got {''.join(shared)!r}")
+
+
+def record_lines(records: list[dict]):
+    """The records as JSON lines (the same text `json.dumps` gives, non-ASCII kept)."""
+    return (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def write_algorithm_splits(spec: DatasetSpec, config: dict, built: dict, directory: Path) -> dict:
+    """Write the split files and the manifest (recording `config`); return the manifest."""
+    splits = built["splits"]
+    files = {
+        SPLIT_FILES[name]: write_lines(directory / SPLIT_FILES[name], record_lines(data.records))
+        for name, data in splits.items()
+    }
+    classic = dict(built["classic"])
+    if "classic" not in splits:
+        classic["note"] = (
+            "no classic split: classic = false"
+            if not spec.classic
+            else f"no example algorithm in {CLASSIC_DIR} fits the alphabet and markers"
+            " and halts on its inputs"
+        )
+    manifest = {
+        "format": FORMAT,
+        "version": __version__,
+        "task": "markov",
+        "config": config,
+        "seed": spec.seed,
+        "streams": list(STREAMS),
+        "counts": {name: data.counts for name, data in splits.items()},
+        "classic": classic,
+        "files": files,
+    }
+    write_manifest(directory, manifest)
+    return manifest

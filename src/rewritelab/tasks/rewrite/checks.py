@@ -4,7 +4,7 @@ subsampling, and whether enough distinct rules exist."""
 from __future__ import annotations
 
 from rewritelab.core.errors import RewritelabError
-from rewritelab.tasks.families import block_sizes, get_family
+from rewritelab.tasks.families import block_sizes, get_family, rule_capacity, uses_k
 from rewritelab.tasks.near_misses import NEAR_MISS_KINDS
 from rewritelab.tasks.spec import DatasetSpec, SplitSpec, check_counts, check_range, check_spread
 
@@ -67,7 +67,7 @@ def _check_mix(split: SplitSpec, name: str, alphabet_size: int) -> None:
         get_family(family_name)
     check_weights(split.family_weights, len(split.families), f"{name}.family_weights")
     check_weights(split.occurrence_weights, len(split.occurrences), f"{name}.occurrence_weights")
-    if split.uses_k:
+    if uses_k(split):
         check_range(split.k, f"{name}.k", 1)
         for k in range(split.k[0], split.k[1] + 1):
             for side in ("pattern_length", "replacement_length"):
@@ -117,14 +117,14 @@ def check_spec(spec: DatasetSpec) -> None:
 def _check_capacity(spec: DatasetSpec) -> None:
     size = len(spec.alphabet)
     wanted = spec.train.instructions + spec.test.instructions
-    capacity = spec.train.rule_capacity(size)
+    capacity = rule_capacity(spec.train, size)
     if _rule_shape(spec.train) != _rule_shape(spec.test):
-        capacity += spec.test.rule_capacity(size)  # different rule sets: an upper bound
+        capacity += rule_capacity(spec.test, size)  # different rule sets: an upper bound
     for name, split in (("train", spec.train), ("test", spec.test)):
-        if split.instructions > split.rule_capacity(size):
+        if split.instructions > rule_capacity(split, size):
             raise RewritelabError(
                 f"{name}: {split.instructions} instructions requested, but the alphabet "
-                f"({size} letters) and lengths allow at most {split.rule_capacity(size)} "
+                f"({size} letters) and lengths allow at most {rule_capacity(split, size)} "
                 "distinct rules"
             )
     if wanted > capacity:

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rewritelab import __version__
 from rewritelab.core.errors import RewritelabError
+from rewritelab.core.version import __version__
 from rewritelab.tasks.allocation import (
     assign,
     exact_allocation,

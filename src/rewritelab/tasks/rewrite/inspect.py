@@ -12,7 +12,13 @@ import numpy as np
 from rewritelab.core.errors import RewritelabError
 from rewritelab.tasks.near_misses import is_near_miss
 from rewritelab.tasks.rules import count_occurrences, rewrite
-from rewritelab.tasks.statistics import check_lines, describe, file_sha256, histogram
+from rewritelab.tasks.statistics import (
+    check_lines,
+    describe,
+    file_sha256,
+    histogram,
+    split_header,
+)
 from rewritelab.tasks.storage import SPLIT_FILES, read_records
 
 
@@ -155,11 +161,9 @@ def format_inspection(report: dict) -> str:
         f"dataset {report['directory']} (seed {report['seed']}, rewritelab {report['version']})"
     ]
     for name, s in report["splits"].items():
-        per, length = s["examples_per_instruction"], s["lengths"]
+        length = s["lengths"]
         lines += [
-            f"\n[{name}] {s['examples']} examples, {s['instructions']} instructions",
-            f"  examples per instruction: min {per['min']}, median {per['median']:g}, "
-            f"mean {per['mean']:g}, max {per['max']}",
+            *split_header(name, s, "instruction", "instructions"),
             f"  no-op share: {s['noop_share']:.4f}",
             f"  occurrences of x: {histogram(s['occurrences'])}",
             f"  families: {histogram(s['families'])}; k: {histogram(s['k'])}",

@@ -8,16 +8,13 @@ from rewritelab.tasks.base import Encoded, Task
 from rewritelab.tasks.rewrite import generate
 from rewritelab.tasks.rewrite.checks import check_spec
 from rewritelab.tasks.rewrite.inspect import format_inspection, inspect_dataset
+from rewritelab.tasks.rewrite.records import kept_fields
 from rewritelab.tasks.spec import DatasetSpec
 from rewritelab.tasks.storage import SPLIT_FILES
 
 # Settings a manifest records only when near-misses are planted, so that the manifests (and the
 # sweep's cache keys) of datasets without them are what they were before the setting existed.
 NEAR_MISS_KEYS = ("near_miss_share", "near_miss_kinds")
-# Record fields kept per example for the accuracy breakdown (the optional ones where a dataset
-# has them: near-misses).
-BREAKDOWN_FIELDS = ("instruction", "noop", "occurrences")
-OPTIONAL_BREAKDOWN_FIELDS = ("near_miss_kind",)
 
 
 class RewriteTask(Task):
@@ -75,9 +72,3 @@ class RewriteTask(Task):
 
     def format_inspection(self, report: dict) -> str:
         return format_inspection(report)
-
-
-def kept_fields(record: dict) -> dict:
-    """What an encoded split keeps of a single-rule record: the rule, the words, the classes."""
-    kept = {key: record[key] for key in ("x", "y", "z", "output", *BREAKDOWN_FIELDS)}
-    return kept | {key: record[key] for key in OPTIONAL_BREAKDOWN_FIELDS if key in record}
