@@ -65,3 +65,26 @@ def make_dataset(tmp_path):
         return out
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """(data dir, run dir, final metrics) of the tiny model trained on the tiny dataset: the
+    one trained run the tests share, made once per test process (seconds)."""
+    from tiny_run import TINY_DATA_NAME, make_data, tiny_config
+
+    from rewritelab.training.scratch import train
+
+    root = tmp_path_factory.mktemp("shared")
+    data = make_data(root / TINY_DATA_NAME)
+    run = root / "tiny_run"
+    return data, run, train(tiny_config(eval_every=200), data, run, progress=False)
+
+
+def run_cli(args, capsys):
+    """(exit code, stdout, stderr) of one in-process `rewritelab` command."""
+    from rewritelab.cli.main import main
+
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -1,16 +1,14 @@
 """Shared by the training and evaluation tests: tiny datasets and one tiny trained run.
 
-The trained run is made once per test session (it takes seconds) and reused read-only.
+The trained run itself is the `tiny_run` fixture (conftest.py).
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from rewritelab.tasks.generate import generate_dataset
 from rewritelab.tasks.spec_files import spec_from_dict
-from rewritelab.training.scratch import train
 from rewritelab.training.scratch_config import train_config_from_dict
 
 TINY_DATA = {
@@ -28,6 +26,7 @@ TINY_DATA = {
     "test": {"instructions": 3, "examples_per_instruction": 20},
 }
 
+TINY_DATA_NAME = "tiny_data"
 TINY_MODEL = {"layers": 2, "heads": 4, "width": 64, "context": 32}
 
 
@@ -50,12 +49,3 @@ def tiny_config(**changes):
         **changes,
     }
     return train_config_from_dict(values)
-
-
-@functools.cache
-def trained_run(root: Path) -> tuple[Path, Path, dict]:
-    """(data dir, run dir, final metrics) of the tiny model trained on the tiny dataset."""
-    data = make_data(root / "tiny_data")
-    run = root / "tiny_run"
-    metrics = train(tiny_config(eval_every=200), data, run, progress=False)
-    return data, run, metrics

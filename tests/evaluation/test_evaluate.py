@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny_run import TINY_DATA, make_data, trained_run
+from tiny_run import TINY_DATA, make_data
 from transformers import AutoModelForCausalLM
 
 from rewritelab.core.errors import RewritelabError
@@ -26,14 +26,9 @@ from rewritelab.tasks.rules import Rule
 from rewritelab.tasks.spec_files import spec_from_dict
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return trained_run(tmp_path_factory.getbasetemp())
-
-
 @pytest.mark.parametrize("split", ["seen_test", "test"])
-def test_fast_and_generate_paths_agree_per_example(trained, split):
-    data, run, _ = trained
+def test_fast_and_generate_paths_agree_per_example(tiny_run, split):
+    data, run, _ = tiny_run
     model, tokenizer = load_model(run / "model")
     examples = encode_split(data, split, tokenizer)
     fast = fast_verdicts(model, examples, batch_size=7)
@@ -49,8 +44,8 @@ def test_fast_and_generate_paths_agree_per_example(trained, split):
         assert fast.mean() >= 0.9
 
 
-def test_verdicts_do_not_depend_on_batch_size(trained):
-    data, run, _ = trained
+def test_verdicts_do_not_depend_on_batch_size(tiny_run):
+    data, run, _ = tiny_run
     model, tokenizer = load_model(run / "model")
     examples = encode_split(data, "seen_test", tokenizer)
     np.testing.assert_array_equal(
@@ -59,8 +54,8 @@ def test_verdicts_do_not_depend_on_batch_size(trained):
     )
 
 
-def test_trained_model_in_transformers_gives_identical_predictions(trained):
-    data, run, _ = trained
+def test_trained_model_in_transformers_gives_identical_predictions(tiny_run):
+    data, run, _ = tiny_run
     ours, tokenizer = load_model(run / "model")
     hf = AutoModelForCausalLM.from_pretrained(run / "model", use_safetensors=True).eval()
     examples = encode_split(data, "test", tokenizer)
@@ -119,8 +114,8 @@ def test_an_evaluation_point_logs_accuracy_on_inputs_that_hold_x():
     assert only_noops == {"unseen_accuracy": 1.0, "unseen_has_op_accuracy": None}
 
 
-def test_a_run_evaluates_fixed_subsets_of_the_seen_and_unseen_tests(trained):
-    data, run, _ = trained
+def test_a_run_evaluates_fixed_subsets_of_the_seen_and_unseen_tests(tiny_run):
+    data, run, _ = tiny_run
     _, tokenizer = load_model(run / "model")
     whole = {split: encode_split(data, split, tokenizer) for split in ("seen_test", "test")}
     evals = eval_splits(lambda split: encode_split(data, split, tokenizer), 7, seed=3)
@@ -144,8 +139,8 @@ def test_a_run_evaluates_fixed_subsets_of_the_seen_and_unseen_tests(trained):
     assert set(metrics) == {"seen_accuracy", "unseen_accuracy", "unseen_has_op_accuracy"}
 
 
-def test_evaluate_run_writes_metrics_and_predictions(trained, tmp_path):
-    data, run, final = trained
+def test_evaluate_run_writes_metrics_and_predictions(tiny_run, tmp_path):
+    data, run, final = tiny_run
     out = tmp_path / "predictions.jsonl"
     metrics = evaluate_run(run, data, split="seen_test", path="generate", predictions_out=out)
     saved = json.loads((run / "eval-seen_test-generate.json").read_text())
@@ -158,8 +153,8 @@ def test_evaluate_run_writes_metrics_and_predictions(trained, tmp_path):
     assert fast["overall"]["accuracy"] == final["seen_accuracy"]  # training evaluated all 100
 
 
-def test_training_logs_the_has_op_accuracy_the_evaluator_measures(trained):
-    data, run, final = trained
+def test_training_logs_the_has_op_accuracy_the_evaluator_measures(tiny_run):
+    data, run, final = tiny_run
     unseen = evaluate_run(run, data, split="test", path="fast")  # training evaluated all 60
     assert final["unseen_accuracy"] == unseen["overall"]["accuracy"]
     assert final["unseen_has_op_accuracy"] == unseen["by_noop"]["has_op"]["accuracy"]
@@ -167,8 +162,8 @@ def test_training_logs_the_has_op_accuracy_the_evaluator_measures(trained):
     assert all("unseen_has_op_accuracy" in line for line in logged)
 
 
-def test_evaluating_on_another_dataset_keeps_the_runs_own_record(trained, tmp_path):
-    data, run, _ = trained
+def test_evaluating_on_another_dataset_keeps_the_runs_own_record(tiny_run, tmp_path):
+    data, run, _ = tiny_run
     own = evaluate_run(run, data, split="test", path="fast")
     record = (run / "eval-test-fast.json").read_text()
     other = tmp_path / "other"
@@ -181,8 +176,8 @@ def test_evaluating_on_another_dataset_keeps_the_runs_own_record(trained, tmp_pa
     assert json.loads(record)["overall"] == own["overall"]
 
 
-def test_predict_matches_the_generate_path(trained, tmp_path):
-    data, run, _ = trained
+def test_predict_matches_the_generate_path(tiny_run, tmp_path):
+    data, run, _ = tiny_run
     evaluate_run(run, data, split="test", path="generate", predictions_out=tmp_path / "p.jsonl")
     for line in (tmp_path / "p.jsonl").read_text().splitlines()[:5]:
         record = json.loads(line)
@@ -191,14 +186,14 @@ def test_predict_matches_the_generate_path(trained, tmp_path):
         assert answer == record["prediction"]
 
 
-def test_predict_refuses_unknown_characters(trained):
-    _, run, _ = trained
+def test_predict_refuses_unknown_characters(tiny_run):
+    _, run, _ = tiny_run
     with pytest.raises(RewritelabError, match="'z'"):
         predict(run, "a -> b", "zab")
 
 
-def test_dataset_outside_the_tokenizer_alphabet_is_refused(trained, tmp_path):
-    _, run, _ = trained
+def test_dataset_outside_the_tokenizer_alphabet_is_refused(tiny_run, tmp_path):
+    _, run, _ = tiny_run
     other = make_data(tmp_path / "other")
     manifest = json.loads((other / "manifest.json").read_text())
     manifest["config"]["alphabet"] = "abcd"
@@ -207,8 +202,8 @@ def test_dataset_outside_the_tokenizer_alphabet_is_refused(trained, tmp_path):
         evaluate_run(run, other)
 
 
-def test_bad_runs_and_paths_are_refused(trained, tmp_path):
-    data, run, _ = trained
+def test_bad_runs_and_paths_are_refused(tiny_run, tmp_path):
+    data, run, _ = tiny_run
     with pytest.raises(RewritelabError, match="does not exist"):
         evaluate_run(tmp_path / "no_run", data)
     (tmp_path / "empty_run").mkdir()
@@ -220,10 +215,10 @@ def test_bad_runs_and_paths_are_refused(trained, tmp_path):
         evaluate_run(run, data, split="validation")
 
 
-def test_predictions_replace_a_file_only_with_force_and_appear_whole(trained, tmp_path, capsys):
+def test_predictions_replace_a_file_only_with_force_and_appear_whole(tiny_run, tmp_path, capsys):
     from rewritelab.cli.main import main
 
-    data, run, _ = trained
+    data, run, _ = tiny_run
     out = tmp_path / "p.jsonl"
     out.write_text("an earlier file\n")
     args = ["evaluate", str(run), "--data", str(data), "--split", "seen_test", "--predictions",
@@ -235,7 +230,7 @@ def test_predictions_replace_a_file_only_with_force_and_appear_whole(trained, tm
     assert [p.name for p in tmp_path.iterdir()] == ["p.jsonl"]  # no partial file left
 
 
-def test_weights_without_their_digest_are_refused_unless_allowed(trained, tmp_path, capsys):
+def test_weights_without_their_digest_are_refused_unless_allowed(tiny_run, tmp_path, capsys):
     """Stripped of the digest metadata its weights were saved with, a model is not evaluated
     silently: refused in one line, or loaded with a warning under --allow-unverified."""
     import shutil
@@ -244,7 +239,7 @@ def test_weights_without_their_digest_are_refused_unless_allowed(trained, tmp_pa
 
     from rewritelab.cli.main import main
 
-    data, run, _ = trained
+    data, run, _ = tiny_run
     model_dir = tmp_path / "model"
     shutil.copytree(run / "model", model_dir)
     weights = model_dir / "model.safetensors"

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-from test_sweep import TINY
+from tiny_sweep import TINY
 
 from rewritelab.sweep import ResultsDatabase
 from rewritelab.tasks.storage import read_manifest
 
 pytestmark = pytest.mark.slow
-SRC = str(Path(__file__).parents[1] / "src")
+SRC = str(Path(__file__).parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
 
 

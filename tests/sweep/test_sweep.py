@@ -6,6 +6,7 @@ import json
 import sqlite3
 
 import pytest
+from tiny_sweep import TINY
 
 from rewritelab.analysis.report import (
     aggregate,
@@ -17,43 +18,6 @@ from rewritelab.analysis.report import (
 from rewritelab.core.errors import RewritelabError
 from rewritelab.sweep import ResultsDatabase, load_experiment, run_sweep
 from rewritelab.sweep import runner as runner_module
-
-TINY = """
-name = "tiny"
-title = "tiny sweep"
-seeds = 2
-
-[dataset]
-alphabet = "abcd"
-seen_test_examples = 40
-[dataset.train]
-examples = 200
-input_length = [1, 6]
-pattern_length = [1, 2]
-replacement_length = [1, 2]
-[dataset.test]
-instructions = 5
-examples_per_instruction = 4
-
-[train]
-epochs = 1
-batch_size = 32
-eval_examples = 0
-device = "cpu"
-[train.model]
-layers = 1
-heads = 1
-width = 16
-context = 24
-
-[grid]
-"dataset.train.instructions" = [2, 8]
-
-[presets.small]
-seeds = [5]
-[presets.small.grid]
-"dataset.train.instructions" = [3]
-"""
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_run import trained_run
 
 from rewritelab.cli.main import main
 from rewritelab.sweep.database import ResultsDatabase
@@ -72,10 +71,10 @@ def _copy(source: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory) -> dict[str, str]:
-    """Shared inputs, built once: a tiny dataset and run, and damaged or foreign files."""
+def world(tmp_path_factory, tiny_run) -> dict[str, str]:
+    """Shared inputs, built once: copies of the tiny dataset and run, damaged or foreign files."""
     root = tmp_path_factory.mktemp("bad_inputs")
-    data, run, _ = trained_run(tmp_path_factory.mktemp("tiny"))
+    data, run, _ = tiny_run
     data, run = _copy(data, root / "data"), _copy(run, root / "run")
     paths = {"root": root, "data": data, "run": run}
     paths["precious"] = _write(root / "precious" / "thesis.tex", "x").parent
@@ -556,7 +555,7 @@ def test_bad_input_is_refused_in_one_line_touching_nothing(
 def test_real_exit_codes_in_a_subprocess(tmp_path, argv, code):
     result = subprocess.run(
         [sys.executable, "-m", "rewritelab.cli.main", *argv], cwd=tmp_path, capture_output=True,
-        text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+        text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
     )  # fmt: skip
     assert result.returncode == code
     assert len(result.stderr.splitlines()) == 1 and "usage" not in result.stderr
@@ -574,7 +573,7 @@ def test_debug_flag_shows_the_traceback(world, capsys):
 def test_a_closed_pipe_ends_quietly():
     """`rewritelab apply ... | head -c 10`: the reader leaves before the output (100 kB, more
     than a pipe holds) is written; the command stops quietly, as `cat` would."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     command = [sys.executable, "-m", "rewritelab.cli.main", "apply", "a -> b", "c" * 100_000]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     first = process.stdout.read(10)

@@ -26,7 +26,7 @@ from rewritelab.model.tokenizer import Tokenizer
 from rewritelab.sweep import ResultsDatabase, load_experiment
 from rewritelab.tasks.storage import read_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 E7 = ROOT / "experiments" / "e7.toml"
 
 # Hand-built vocabulary of Tokenizer("abα", layout="markov").

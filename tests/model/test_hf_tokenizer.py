@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from tiny_run import trained_run
 from transformers import AutoTokenizer, pipeline
 
 from rewritelab.evaluation.evaluate import predict
@@ -74,8 +73,8 @@ def test_character_outside_the_alphabet_is_refused(untrained_dir):
         hf.encode("abd")
 
 
-def test_pipeline_continues_as_our_greedy_decoding_on_a_trained_model(tmp_path_factory):
-    data, run, _ = trained_run(tmp_path_factory.getbasetemp())
+def test_pipeline_continues_as_our_greedy_decoding_on_a_trained_model(tiny_run):
+    data, run, _ = tiny_run
     generator = pipeline("text-generation", model=str(run / "model"), device="cpu")
     records = list(itertools.islice(read_records(data / "seen_test.jsonl"), 6))
     correct = 0

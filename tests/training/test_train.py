@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_run import make_data, tiny_config, trained_run
+from tiny_run import make_data, tiny_config
 
 from rewritelab.core.errors import RewritelabError
 from rewritelab.model.batches import Batches, batches_per_epoch, epoch_batches
@@ -31,8 +31,8 @@ def data(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_tiny_model_learns_seen_instructions(tmp_path_factory):
-    data, run, metrics = trained_run(tmp_path_factory.getbasetemp())
+def test_tiny_model_learns_seen_instructions(tiny_run):
+    data, run, metrics = tiny_run
     assert metrics["seen_accuracy"] >= 0.9
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert logged[-1] == metrics
@@ -40,8 +40,8 @@ def test_tiny_model_learns_seen_instructions(tmp_path_factory):
     assert (run / "model" / "model.safetensors").is_file()
 
 
-def test_run_config_records_provenance(tmp_path_factory):
-    _, run, _ = trained_run(tmp_path_factory.getbasetemp())
+def test_run_config_records_provenance(tiny_run):
+    _, run, _ = tiny_run
     recorded = json.loads((run / "run_config.json").read_text())
     assert recorded["config"] == tiny_config(eval_every=200).to_dict()
     assert set(recorded["seeds"]) == {"model_init", "data_order", "dropout", "eval_subset"}

@@ -7,17 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
-from rewritelab.cli.main import main
-
-ALGORITHMS = Path(__file__).resolve().parents[1] / "examples" / "algorithms"
+ALGORITHMS = Path(__file__).resolve().parents[2] / "examples" / "algorithms"
 DOUBLE_REVERSE = str(ALGORITHMS / "double_reverse.markov")
-
-
-def run_cli(args, capsys):
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_one_line_error(code, out, err, *fragments):

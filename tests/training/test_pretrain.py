@@ -21,7 +21,7 @@ from rewritelab.training.pretrain import (
     pretrain_config_from_dict,
 )
 
-SOURCES = Path(__file__).resolve().parents[1] / "src" / "rewritelab"
+SOURCES = Path(__file__).resolve().parents[2] / "src" / "rewritelab"
 TINY = {
     "model": {"layers": 1, "heads": 2, "width": 32, "context": 48},
     "batch_size": 16,
@@ -187,8 +187,8 @@ def test_pretrained_model_fine_tunes_with_the_native_layout(pretrained, tmp_path
 def test_pretrain_finetune_evaluate_merge_report_through_the_cli(tmp_path, capsys):
     """The pretrained-model commands end to end through `rewritelab`, tiny sizes."""
     pytest.importorskip("peft")
-    from test_sweep import TINY
     from tiny_run import make_data
+    from tiny_sweep import TINY
 
     from rewritelab.cli.main import main
 

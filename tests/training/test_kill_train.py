@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from tiny_run import make_data
 
 pytestmark = pytest.mark.slow
-SRC = str(Path(__file__).parents[1] / "src")
+SRC = str(Path(__file__).parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "REWRITELAB_THREADS": "1"}
 SETTINGS = ["--max-steps", "24", "--eval-every", "4", "--batch-size", "16", "--lr", "0.003",
             "--layers", "1", "--heads", "2", "--width", "16", "--context", "32",

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from rewritelab.core.errors import RewritelabError
 from rewritelab.tasks.rules import Halt, MarkovAlgorithm, Rule, TraceStep
 
-ALGORITHMS = Path(__file__).resolve().parents[1] / "examples" / "algorithms"
+ALGORITHMS = Path(__file__).resolve().parents[2] / "examples" / "algorithms"
 
 
 def all_words(alphabet: str, max_length: int) -> list[str]:

@@ -6,8 +6,8 @@ import json
 import sqlite3
 
 import pytest
-from test_cli_semantics import run_cli
-from test_sweep import TINY
+from conftest import run_cli
+from tiny_sweep import TINY
 
 from rewritelab.cli.main import main
 

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from test_sweep import TINY
+from tiny_sweep import TINY
 
 from rewritelab.analysis.report import write_report
 from rewritelab.cli.main import main
