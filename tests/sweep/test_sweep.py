@@ -488,3 +488,21 @@ def test_reproduce_one_and_all_through_the_cli(tmp_path, monkeypatch, capsys):
     assert main(["reproduce", "all", "--preset", "nothing", "--quiet"]) == 2
     assert main(["reproduce", "tiny", "--preset", "small", "--companions", "--quiet"]) == 2
     assert "--companions goes with `reproduce all`" in capsys.readouterr().err
+
+
+def test_a_damaged_cached_dataset_is_generated_again(tmp_path, capsys):
+    """A cached dataset whose files no longer match its manifest (truncated, edited) is made
+    anew, to the same bytes; an intact one is used as it is."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    point = load_experiment(path).points()[0]
+    data = runner_module.ensure_dataset(point, tmp_path)
+    original = (data / "train.jsonl").read_bytes()
+    (data / "train.jsonl").write_bytes(original[: len(original) // 2])
+    assert runner_module.ensure_dataset(point, tmp_path) == data
+    assert (data / "train.jsonl").read_bytes() == original
+    assert "is damaged (train.jsonl differs from its manifest)" in capsys.readouterr().err
+    written = (data / "manifest.json").stat().st_mtime_ns
+    assert runner_module.ensure_dataset(point, tmp_path) == data
+    assert (data / "manifest.json").stat().st_mtime_ns == written
+    assert capsys.readouterr().err == ""

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from rewritelab.core.errors import RewritelabError
+from rewritelab.sweep.executors import EXECUTORS
 
 EXPERIMENTS = Path(__file__).resolve().parents[3] / "experiments"  # in a source checkout
 
@@ -163,7 +164,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="preset of the experiment file (paper, gpu, cpu)")
     parser.add_argument("--workdir", help="datasets and runs go here (default runs/NAME-PRESET)")
     parser.add_argument("--db", help="results database (default WORKDIR/results.sqlite)")
-    parser.add_argument("--executor", default="local", choices=["local", "ray"])
+    parser.add_argument("--executor", default="local", choices=list(EXECUTORS))
     parser.add_argument(
         "--jobs", type=int, help="points at once (local executor; default: one per core on CPU)"
     )

@@ -3,7 +3,6 @@ characters, and each split tokenised as the dataset's task writes it."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from rewritelab.core.errors import RewritelabError
@@ -11,7 +10,7 @@ from rewritelab.model.batches import EncodedSplit
 from rewritelab.model.tokenizer import Tokenizer
 from rewritelab.tasks.base import Task
 from rewritelab.tasks.registry import task_of
-from rewritelab.tasks.storage import SPLIT_FILES, read_manifest, read_records
+from rewritelab.tasks.storage import SPLIT_FILES, file_sha256, read_manifest, read_records
 
 
 def check_dataset(data_dir: str | Path, tokenizer: Tokenizer | None = None) -> dict:
@@ -40,15 +39,6 @@ def check_dataset(data_dir: str | Path, tokenizer: Tokenizer | None = None) -> d
             )
         tokenizer.check_alphabet(dataset_alphabet(manifest), f"the dataset {data_dir}")
     return manifest
-
-
-def file_sha256(path: Path) -> str | None:
-    """The SHA-256 of a file's bytes (None if it cannot be read)."""
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError:
-        return None
 
 
 def dataset_digest(manifest: dict) -> dict:

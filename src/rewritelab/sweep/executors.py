@@ -29,8 +29,6 @@ from typing import Any
 
 from rewritelab.core.errors import RewritelabError
 
-EXECUTORS = ("local", "ray")
-
 
 class InProcess:
     """Runs points one after another in this process (simplest; best for debugging)."""
@@ -192,14 +190,27 @@ def check_executor(kind: str, jobs: int) -> None:
         raise RewritelabError(f"jobs must be >= 1, got {jobs}")
 
 
-def make_executor(kind: str, jobs: int, address: str | None, experiment: Any):
-    """The executor named `kind`: `local` (jobs = processes at once) or `ray`."""
-    check_executor(kind, jobs)
-    if kind == "ray":
-        device = str(experiment.train.get("device", "auto"))
-        gpus = 0.0 if device == "cpu" or not _cuda_available() else 1.0 / jobs
-        return RayCluster(address, cpus_per_point=1.0, gpus_per_point=gpus)
+def local_executor(jobs: int, address: str | None, experiment: Any):
+    """Points in this process (one job) or in a pool of `jobs` worker processes."""
     return InProcess() if jobs == 1 else ProcessPool(jobs)
+
+
+def ray_executor(jobs: int, address: str | None, experiment: Any):
+    """Points as Ray tasks of one CPU each (and a GPU share when the points train on CUDA)."""
+    device = str(experiment.train.get("device", "auto"))
+    gpus = 0.0 if device == "cpu" or not _cuda_available() else 1.0 / jobs
+    return RayCluster(address, cpus_per_point=1.0, gpus_per_point=gpus)
+
+
+# The executors a sweep can run on, by the name `--executor` takes: name -> factory of
+# (jobs, cluster address, experiment). Another executor is one factory and one line here.
+EXECUTORS = {"local": local_executor, "ray": ray_executor}
+
+
+def make_executor(kind: str, jobs: int, address: str | None, experiment: Any):
+    """The executor named `kind` (see `EXECUTORS`), its settings checked first."""
+    check_executor(kind, jobs)
+    return EXECUTORS[kind](jobs, address, experiment)
 
 
 def _cuda_available() -> bool:

@@ -17,6 +17,7 @@ import dataclasses
 import platform
 import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -37,17 +38,24 @@ from rewritelab.sweep.experiment import Experiment, Point, point_config
 
 
 def ensure_dataset(point: Point, workdir: Path) -> Path:
-    """The point's dataset directory, generated once and shared by every point that needs it."""
+    """The point's dataset directory, generated once and shared by every point that needs it;
+    a cached copy whose files no longer match its manifest is generated again."""
     from rewritelab.tasks.generate import generate_dataset
     from rewritelab.tasks.spec_files import spec_from_dict
+    from rewritelab.tasks.storage import damaged_files
 
     data_dir = workdir / "datasets" / point.dataset_id
-    if not (data_dir / "manifest.json").is_file():
-        try:
-            generate_dataset(spec_from_dict(copy.deepcopy(point.dataset)), data_dir)
-        except RewritelabError:
-            if not (data_dir / "manifest.json").is_file():  # not just a parallel twin's win
-                raise
+    exists = (data_dir / "manifest.json").is_file()
+    if exists and not (damaged := damaged_files(data_dir)):
+        return data_dir
+    if exists:
+        print(f"rewritelab: cached dataset {data_dir} is damaged ({', '.join(damaged)} "
+              "differs from its manifest): generating it again", file=sys.stderr)  # fmt: skip
+    try:
+        generate_dataset(spec_from_dict(copy.deepcopy(point.dataset)), data_dir, force=exists)
+    except RewritelabError:
+        if damaged_files(data_dir):  # not just a parallel twin's win
+            raise
     return data_dir
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 
 
@@ -15,14 +12,6 @@ def describe(values: np.ndarray) -> dict:
         "mean": round(float(values.mean()), 3),
         "max": int(values.max()),
     }
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def histogram(counts: dict) -> str:

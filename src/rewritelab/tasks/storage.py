@@ -190,3 +190,26 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     """`manifest.json` as indented UTF-8 JSON (non-ASCII kept)."""
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     (directory / "manifest.json").write_text(text, encoding="utf-8")
+
+
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes (None if it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def damaged_files(data_dir: Path) -> list[str]:
+    """The files of a generated dataset that are missing or differ from the SHA-256 its
+    manifest records (["manifest.json"] when the manifest itself cannot be read)."""
+    try:
+        files = read_manifest(data_dir).get("files") or {}
+    except RewritelabError:
+        return ["manifest.json"]
+    return [
+        name
+        for name, facts in files.items()
+        if file_sha256(Path(data_dir) / name) != (facts or {}).get("sha256")
+    ]

@@ -14,11 +14,10 @@ from rewritelab.tasks.rules import MarkovAlgorithm, Rule
 from rewritelab.tasks.statistics import (
     check_lines,
     describe,
-    file_sha256,
     histogram,
     split_header,
 )
-from rewritelab.tasks.storage import read_records
+from rewritelab.tasks.storage import file_sha256, read_records
 
 
 def _algorithm_key(record: dict) -> tuple:

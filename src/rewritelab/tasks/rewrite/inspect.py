@@ -15,11 +15,10 @@ from rewritelab.tasks.rules import count_occurrences, rewrite
 from rewritelab.tasks.statistics import (
     check_lines,
     describe,
-    file_sha256,
     histogram,
     split_header,
 )
-from rewritelab.tasks.storage import SPLIT_FILES, read_records
+from rewritelab.tasks.storage import SPLIT_FILES, file_sha256, read_records
 
 
 @dataclass
