@@ -35,3 +35,12 @@ def split_header(name: str, summary: dict, unit: str, units: str) -> list[str]:
         f"  examples per {unit}: min {per['min']}, median {per['median']:g}, "
         f"mean {per['mean']:g}, max {per['max']}",
     ]
+
+
+def length_lines(lengths: dict, sides: tuple[str, ...]) -> list[str]:
+    """One line per side of a record (x, z, input, ...): the least, mean and greatest length."""
+    return [
+        f"  |{side}|: min {lengths[side]['min']}, mean {lengths[side]['mean']:g}, "
+        f"max {lengths[side]['max']}"
+        for side in sides
+    ]

@@ -15,6 +15,7 @@ from rewritelab.tasks.statistics import (
     check_lines,
     describe,
     histogram,
+    length_lines,
     split_header,
 )
 from rewritelab.tasks.storage import file_sha256, read_records
@@ -163,16 +164,13 @@ def format_algorithm_inspection(report: dict) -> str:
         f"rewritelab {report['version']})"
     ]
     for name, s in report["splits"].items():
-        length = s["lengths"]
         lines += [
             *split_header(name, s, "algorithm", "algorithms"),
             f"  rules per algorithm: {histogram(s['rules_per_algorithm'])}",
             f"  steps: {histogram(s['steps'])}",
             f"  halt: {histogram(s['halt'])}; no-op share: {s['noop_share']:.4f}",
         ]
-        for side in ("input", "output"):
-            d = length[side]
-            lines.append(f"  |{side}|: min {d['min']}, mean {d['mean']:g}, max {d['max']}")
+        lines += length_lines(s["lengths"], ("input", "output"))
     classic = report["classic"]
     lines.append(
         f"\ntest algorithms disjoint from train by {report['disjoint']}; classic: "

@@ -16,6 +16,7 @@ from rewritelab.tasks.statistics import (
     check_lines,
     describe,
     histogram,
+    length_lines,
     split_header,
 )
 from rewritelab.tasks.storage import SPLIT_FILES, file_sha256, read_records
@@ -160,7 +161,6 @@ def format_inspection(report: dict) -> str:
         f"dataset {report['directory']} (seed {report['seed']}, rewritelab {report['version']})"
     ]
     for name, s in report["splits"].items():
-        length = s["lengths"]
         lines += [
             *split_header(name, s, "instruction", "instructions"),
             f"  no-op share: {s['noop_share']:.4f}",
@@ -172,9 +172,7 @@ def format_inspection(report: dict) -> str:
         lines.append(
             f"  inputs with a window one letter off x (|x| >= 2): {s['one_letter_off_share']:.1%}"
         )
-        for side in ("x", "y", "z"):
-            d = length[side]
-            lines.append(f"  |{side}|: min {d['min']}, mean {d['mean']:g}, max {d['max']}")
+        lines += length_lines(s["lengths"], ("x", "y", "z"))
     lines.append(
         f"\ntest rules disjoint from train by {report['disjoint']}; "
         f"test patterns also used by a training rule: {report['test_patterns_seen_in_train']}"
