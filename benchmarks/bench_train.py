@@ -122,7 +122,7 @@ SETTINGS = {
         },
     },
 }
-IGNORE = -100  # target that carries no loss (rewritelab.model.gpt.IGNORE)
+IGNORE = -100  # target that carries no loss (rewritelab.model.tokenizer.IGNORE)
 
 
 # ------------------------------------------------------------------ the nanoGPT reference

@@ -42,6 +42,7 @@ def synthetic_row(experiment, preset, seed, factors, unseen, seen, rules, rng, h
     point_id = f"{experiment}-{preset}-{seed}-{json.dumps(factors, sort_keys=True)}"
     return {
         "point_id": point_id, "experiment": experiment, "preset": preset, "seed": seed,
+        "kind": None,  # as written before sweeps recorded it: the report reads the name
         "factors": factors, "dataset_id": "d",
         "config": {"dataset": multi_letter_dataset(factors.get(INSTRUCTIONS, 100))},
         "status": "done", "attempts": 1,

@@ -3,6 +3,7 @@
 TINY = """
 name = "tiny"
 title = "tiny sweep"
+kind = "generic"
 seeds = 2
 
 [dataset]

@@ -1,4 +1,5 @@
-"""Names vulture cannot see used: called by torch, transformers, sqlite3, signal or `with`."""
+"""Names vulture cannot see used: called by torch, transformers, sqlite3, signal or `with`, or
+public API that only users and tests call."""
 
 # ruff: noqa
 _.forward  # torch.nn.Module calls forward
@@ -9,3 +10,4 @@ _.isolation_level  # read by sqlite3
 exc  # context-manager and signal-handler signatures
 frame
 signum
+features  # public: load_dataset("json", ..., features=dataset_card.features(directory))

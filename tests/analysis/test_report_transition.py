@@ -9,8 +9,9 @@ import pytest
 from synthetic_results import INSTRUCTIONS, e1_rows, logistic, synthetic_row, write_rows
 
 from rewritelab.analysis import transition
-from rewritelab.analysis.figures import FigureData, draw
-from rewritelab.analysis.report import aggregate, build_section, e5_table, write_report
+from rewritelab.analysis.figures import FigureData
+from rewritelab.analysis.kinds import draw, e5_table
+from rewritelab.analysis.report import aggregate, build_section, write_report
 from rewritelab.analysis.report_transitions import line_transitions
 from rewritelab.cli.main import main
 from rewritelab.core.paper import PAPER, REPRODUCED, experiment_kind, judge

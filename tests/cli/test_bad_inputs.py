@@ -28,6 +28,7 @@ LONG = "q" * 9000
 REMOTE_CODE = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"}
 TINY_EXPERIMENT = """
 name = "tiny"
+kind = "generic"
 seeds = 1
 [dataset]
 alphabet = "abcd"
@@ -140,6 +141,8 @@ def world(tmp_path_factory, tiny_run) -> dict[str, str]:
         "exp_bad_factor": TINY_EXPERIMENT + '[grid]\n"model.layers" = [1]\n',
         "exp_unknown": "nonsense = 1\n" + TINY_EXPERIMENT,
         "exp_method": 'method = "magic"\n' + TINY_EXPERIMENT,
+        "exp_no_kind": TINY_EXPERIMENT.replace('kind = "generic"\n', ""),
+        "exp_bad_kind": TINY_EXPERIMENT.replace('kind = "generic"', 'kind = "e9"'),
         "exp_bad_train": TINY_EXPERIMENT.replace("epochs = 1", "epochs = -3"),
         "exp_bad_redraws": "redraw_unmastered = -1\n" + TINY_EXPERIMENT,
         "exp_text_redraws": TINY_EXPERIMENT + '[presets.cpu]\nredraw_unmastered = "twice"\n',
@@ -466,6 +469,8 @@ for command in ("sweep", "reproduce"):
         _case(f"{command}-bad-factor", *run, "{exp_bad_factor}"),
         _case(f"{command}-unknown-key", *run, "{exp_unknown}"),
         _case(f"{command}-bad-method", *run, "{exp_method}"),
+        _case(f"{command}-no-kind", *run, "{exp_no_kind}"),
+        _case(f"{command}-unknown-kind", *run, "{exp_bad_kind}"),
         _case(f"{command}-bad-train", *run, "{exp_bad_train}"),
         _case(f"{command}-bad-preset-key", *run, "{exp_bad_preset}"),
         _case(f"{command}-negative-redraws", *run, "{exp_bad_redraws}"),
@@ -489,11 +494,28 @@ REPORT = [
     _case("report-out-under-file", "report", "{nan_metrics}", "--out", "{afile}/rep"),
     _case("report-traversal-name", "report", "{traversal_name}", "--out", "{tmp}/rep"),
 ]
+
+RESULTS = [
+    _case("results-no-action", "results"),
+    _case("results-export-missing", "results", "export", "{tmp}/missing.sqlite",
+          "--out", "{tmp}/f.csv"),
+    _case("results-export-foreign", "results", "export", "{foreign}", "--out", "{tmp}/f.csv"),
+    _case("results-export-text-file", "results", "export", "{afile}", "--out", "{tmp}/f.csv"),
+    _case("results-export-bad-format", "results", "export", "{empty_results}", "--format",
+          "xlsx", "--out", "{tmp}/f.xlsx"),
+    _case("results-export-over-a-file", "results", "export", "{empty_results}",
+          "--out", "{afile}"),
+    _case("results-export-unreadable-metrics", "results", "export", "{bad_json}",
+          "--out", "{tmp}/f.csv"),
+    _case("results-prune-missing", "results", "prune", "{tmp}/missing.sqlite"),
+    _case("results-prune-foreign", "results", "prune", "{foreign}"),
+    _case("results-prune-future-schema", "results", "prune", "{future_schema}"),
+]
 # fmt: on
 
 CASES = (
     GLOBAL + APPLY + MARKOV + GENERATE + INSPECT + TRAIN_CASES + EVALUATE + PREDICT + FINETUNE
-    + EVALUATE_FINETUNED + MERGE + PRETRAIN + SWEEP + REPORT
+    + EVALUATE_FINETUNED + MERGE + PRETRAIN + SWEEP + REPORT + RESULTS
 )  # fmt: skip
 
 

@@ -176,3 +176,29 @@ def test_the_cpu_recipe_options_round_trip_through_hugging_face(tmp_path):
         result = generator(prompt_text(x, y, z), do_sample=False, max_new_tokens=12)
         assert result[0]["generated_text"] == prompt_text(x, y, z) + answer
     assert correct >= 4  # trained: the answers compared are real ones
+
+
+def test_the_saved_tokenizer_knows_the_context_and_warns_past_it(untrained_dir, caplog):
+    from transformers.utils import logging as hf_logging
+
+    hf = AutoTokenizer.from_pretrained(untrained_dir)
+    assert hf.model_max_length == 64  # the model's context
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            assert len(hf("a" * 100)["input_ids"]) == 100
+            truncated = hf("a" * 100, truncation=True)["input_ids"]
+    finally:
+        hf_logging.disable_propagation()
+    assert "longer than the specified maximum sequence length for this model" in caplog.text
+    assert len(truncated) == 64
+
+
+def test_a_prompt_past_the_context_is_one_line_in_our_cli(untrained_dir, capsys):
+    from conftest import run_cli
+
+    code, out, err = run_cli(
+        ["predict", str(untrained_dir), "--rule", "a -> b", "--input", "abc" * 30], capsys
+    )
+    assert code != 0 and out == ""
+    assert err.count("\n") == 1 and "too long for the model's context (64)" in err

@@ -434,7 +434,8 @@ def test_e4_puts_the_spread_on_the_x_axis_as_the_papers_figure_4():
 
 
 def test_the_e4_figure_shades_the_papers_finding_behind_the_spreads():
-    from rewritelab.analysis.figures import FigureData, draw
+    from rewritelab.analysis.figures import FigureData
+    from rewritelab.analysis.kinds import draw
 
     spreads = ("uniform", "0.5", "0.2", "0.1", "0.03")
     rows = [{"status": "done", "factors": {INSTRUCTION_KEY: 256, "spread": s}, "elapsed_s": 0,

@@ -71,6 +71,8 @@ def test_rule_task_bytes_are_unchanged(tmp_path, name):
     generate_dataset(spec_from_dict(RULE_TASK_CONFIGS[name]), out)
     digests = {}
     for path in sorted(out.iterdir()):
+        if path.name == "README.md":  # the dataset card, newer than these digests (its own tests)
+            continue
         data = path.read_bytes()
         if path.name == "manifest.json":
             data = data.replace(json.dumps(__version__).encode(), b'"VERSION"')

@@ -42,6 +42,10 @@ class ReversalTask(Task):
         if spec.train.instructions + spec.test.instructions > patterns:
             raise ValueError("more instructions than two-letter patterns")
 
+    def columns(self, config):
+        return {"instruction": "int64", "x": "string", "z": "string", "output": "string",
+                "noop": "bool"}  # fmt: skip
+
     def build(self, spec, bar):
         rng = np.random.default_rng(spec.seed)
         patterns = ["".join(p) for p in itertools.product(spec.alphabet, repeat=2)]

@@ -342,10 +342,10 @@ def test_a_run_killed_after_mastering_resumes_to_its_end_without_training(
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    def killed_at_the_final_weights(run, relative):
+    def killed_at_the_final_weights(run, relative, **card):
         if relative == "model":
             raise KeyboardInterrupt
-        real_publish(run, relative)
+        real_publish(run, relative, **card)
 
     monkeypatch.setattr(RunDirectory, "publish", killed_at_the_final_weights)
     with pytest.raises(KeyboardInterrupt):

@@ -1,8 +1,8 @@
 """Report figures: accuracy curves with seed error bars, the fitted transition, the paper's marks.
 
 Every figure shows seed means ± standard error, with each seed's own curve drawn faintly
-behind them, so a reader sees both the average and how much seeds disagree. `FIGURES` maps an
-experiment kind to its figure function; kinds without an entry get the plain curves. E1-style
+behind them, so a reader sees both the average and how much seeds disagree. Each experiment
+kind names its figure function in `rewritelab.analysis.kinds.KINDS`. E1-style
 figures add the pooled logistic fit and the I50 interval; E1 and E5 add the paper's numbers
 (from `rewritelab.core.paper`). Only matplotlib is needed (the `report` extra).
 """
@@ -348,17 +348,6 @@ def e7_figure(data: FigureData):
     for text in axis.get_legend().get_texts():
         text.set_text(text.get_text().replace(" rules", " algorithms"))
     return figure
-
-
-FIGURES = {
-    "e0": transition_figure, "e1": e1_figure, "e2": e2_figure, "e3": e3_figure,
-    "e4": e4_figure, "e5": e5_figure, "e7": e7_figure,
-}  # fmt: skip
-
-
-def draw(data: FigureData):
-    """The figure for the data's experiment kind (plain curves for kinds without one)."""
-    return FIGURES.get(data.kind, curves_figure)(data)
 
 
 def save_figure(figure, out_dir: Path, name: str) -> list[str]:

@@ -7,9 +7,9 @@ error, seed count), draws the figure that suits the experiment's kind (PNG and P
 `rewritelab.analysis.figures`), fits the transition where the x axis is the instruction count
 (`rewritelab.analysis.transition`: I50 with a bootstrap interval, at the final evaluation
 and at each run's best training step), judges the paper's claim (`rewritelab.core.paper`), and
-writes `report.md` and `summary.json`. The experiment kind is read from the experiment name (the
-database does not record it): `e1`, `e1-dense` -> `e1`. Needs matplotlib and scipy (the
-`report` extra).
+writes `report.md` and `summary.json`. What each experiment kind gets is `KINDS`
+(`rewritelab.analysis.kinds`); the kind is the one the sweep recorded. Needs matplotlib and
+scipy (the `report` extra).
 """
 
 from __future__ import annotations
@@ -18,25 +18,25 @@ import copy
 import json
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rewritelab.analysis.figures import (
     FigureData,
-    draw,
     line_label,
     plot_curves,  # noqa: F401  (re-exported for existing callers)
     save_figure,
 )
+from rewritelab.analysis.intervals import pooled_wilson
+from rewritelab.analysis.kinds import KINDS, draw
 from rewritelab.analysis.regime import (
     regime_of,
     regime_table,
     vocabulary_verdict,
 )
 from rewritelab.analysis.report_transitions import (
-    NOOP_SPLIT_KINDS,
     fitted_accuracy,
     line_transitions,
     measured_line,
@@ -47,16 +47,16 @@ from rewritelab.core.errors import RewritelabError
 from rewritelab.core.paper import (
     INSTRUCTIONS,
     MASTERED,
-    PAPER,
     PLATEAU_LOSS,
     claim,
     experiment_kind,
     judge,
 )
-from rewritelab.sweep.database import ResultsDatabase
+from rewritelab.sweep.database import ResultsDatabase, current_rows
 from rewritelab.sweep.experiment import PLAIN_NAME
 
 METRICS = ("unseen_accuracy", "seen_accuracy", "unseen_noop_accuracy", "unseen_has_op_accuracy")
+WILSON = ("unseen_accuracy", "seen_accuracy")  # with a pooled Wilson interval where counted
 
 
 def mean_and_stderr(values: list[float]) -> tuple[float, float]:
@@ -107,6 +107,10 @@ def aggregate(rows: list[dict]) -> list[dict]:
             values = [m["metrics"][metric] for m in members if m["metrics"].get(metric) is not None]
             if values:
                 entry[metric], entry[f"{metric}_stderr"] = mean_and_stderr(values)
+        for split in ("unseen", "seen"):
+            interval = pooled_wilson([m["metrics"] for m in members], split)
+            if interval is not None:
+                entry[f"{split}_accuracy_wilson95"] = list(interval)
         entry["elapsed_s"] = sum(m["elapsed_s"] or 0 for m in members)
         summary.append(entry)
     first_seen: dict[tuple[str, str], int] = {}
@@ -131,70 +135,34 @@ def _sort_key(factors: dict, first_seen: dict) -> tuple:
 
 
 def markdown_table(entries: list[dict]) -> str:
-    """Factor columns, then mean ± stderr of each metric and the seed count."""
+    """Factor columns, then mean ± stderr (over seeds) of each metric, the 95% Wilson
+    interval over the test examples of unseen and seen accuracy where the runs counted
+    their examples, and the seed count."""
     if not entries:
         return "_no finished points_\n"
     factors = list(entries[0]["factors"])
     metrics = [m for m in METRICS if any(m in e for e in entries)]
+    intervals = [f"{m}_wilson95" for m in WILSON if any(f"{m}_wilson95" in e for e in entries)]
     header = [f.rsplit(".", 1)[-1] for f in factors] + [m.replace("_", " ") for m in metrics]
+    header += [f"{m.split('_')[0]} 95% (Wilson)" for m in intervals]
     lines = ["| " + " | ".join(header + ["seeds"]) + " |", "|" + "---|" * (len(header) + 1)]
     for e in entries:
         cells = [str(e["factors"][f]) for f in factors]
         cells += [f"{e[m]:.3f} ± {e[f'{m}_stderr']:.3f}" if m in e else "–" for m in metrics]
+        cells += [f"{e[i][0]:.3f} – {e[i][1]:.3f}" if i in e else "–" for i in intervals]
         lines.append("| " + " | ".join(cells + [str(e["seeds"])]) + " |")
     return "\n".join(lines) + "\n"
 
 
-def e5_table(entries: list[dict]) -> str:
-    """Our unseen accuracy per (occurrences, instructions), then the paper's Table 1.
-
-    Two tables, not one: a scaled-down run has its own occurrence counts and instruction counts,
-    which seldom coincide with the paper's."""
-    rows = list(dict.fromkeys(str(e["factors"].get("occurrences")) for e in entries))
-    columns = sorted({e["factors"].get(INSTRUCTIONS) for e in entries}, reverse=True)
-    ours = {(str(e["factors"].get("occurrences")), e["factors"].get(INSTRUCTIONS)): e
-            for e in entries}  # fmt: skip
-    lines = ["Ours (mean ± s.e. over seeds):", "", _grid_header("occurrences", columns)]
-    for row in rows:
-        cells = [ours.get((row, column)) for column in columns]
-        lines.append(f"| {row} | " + " | ".join(
-            f"{e['unseen_accuracy']:.2f} ± {e['unseen_accuracy_stderr']:.2f}" if e else "–"
-            for e in cells) + " |")  # fmt: skip
-    reference = PAPER["e5"]
-    lines += ["", "The paper's (one run each):", "",
-              _grid_header("occurrences", reference["table1_instructions"])]  # fmt: skip
-    for row, values in reference["table1"].items():
-        lines.append(f"| {row} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _grid_header(row_name: str, columns: list) -> str:
-    """A markdown header row with one column per instruction count."""
-    return (f"| {row_name} \\ instructions | " + " | ".join(f"I={c}" for c in columns) + " |\n"
-            + "|---|" + "---|" * len(columns))  # fmt: skip
-
-
-TABLES = {
-    "e5": (
-        "Unseen accuracy by occurrences of x in training inputs, beside the paper's Table 1:",
-        e5_table,
-    ),
-}
-# kinds whose claim is about where I switches on (E6: where I is a number, not a label)
-TRANSITION_KINDS = {"e0", "e1", "e2", "e5", "e6", "e7"}
-
-
-X_FACTORS = {"e4": "spread"}
-
-
-def x_axis_factor(entries: list[dict], kind: str = "") -> str | None:
+def x_axis_factor(entries: list[dict], kind: str = "generic") -> str | None:
     """The kind's own x factor (E4: the spread, as the paper's Fig. 4) when every point has it,
     else the instruction count when it varies, else the first factor that varies (a grid at
     one I, like a mastery check, is drawn against what it compares), else the first factor."""
     if not entries or not entries[0]["factors"]:
         return None
-    if kind in X_FACTORS and all(X_FACTORS[kind] in e["factors"] for e in entries):
-        return X_FACTORS[kind]
+    own = KINDS[kind].x_factor
+    if own and all(own in e["factors"] for e in entries):
+        return own
 
     def varies(factor: str) -> bool:
         levels = {json.dumps(e["factors"].get(factor), sort_keys=True) for e in entries}
@@ -207,10 +175,26 @@ def x_axis_factor(entries: list[dict], kind: str = "") -> str | None:
     return next((factor for factor in factors if varies(factor)), factors[0])
 
 
-def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tuple[list, dict]:
+def kind_of(name: str, rows: list[dict]) -> str:
+    """The experiment's kind as its sweep recorded it; for databases written before the kind
+    was recorded (results schema < 3), read from the experiment's name (`e1-dense` -> `e1`)."""
+    recorded = {row.get("kind") for row in rows} - {None}
+    if len(recorded) > 1:
+        raise RewritelabError(f"experiment {name!r} was recorded under several kinds: "
+                              f"{', '.join(sorted(recorded))}")  # fmt: skip
+    kind = recorded.pop() if recorded else experiment_kind(name)
+    if kind not in KINDS:
+        raise RewritelabError(f"experiment {name!r} has unknown kind {str(kind)[:40]!r}")
+    return kind
+
+
+def build_section(
+    name: str, preset: str, rows: list[dict], out_dir: Path, superseded: int = 0
+) -> tuple[list, dict]:
     """The report section of one experiment/preset and its analysis for `summary.json`:
-    summary line, figure, transition, tables, paper claim and verdict, failures."""
-    kind = experiment_kind(name)
+    summary line, figure, transition, tables, paper claim and verdict, failures. `superseded`:
+    how many older rows of its points were left out (`current_rows`)."""
+    kind = kind_of(name, rows)
     rows = distinguish_configs(rows)
     entries = aggregate(rows)
     failed = [r for r in rows if r["status"] == "failed"]
@@ -220,19 +204,26 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
     lines.append(
         f"{len(done)} points done, {len(failed)} failed, "
         f"{sum(1 for r in rows if r['status'] in ('pending', 'running'))} unfinished; "
-        f"compute time {compute_s / 60:.1f} min; "
+        + (
+            f"{superseded} superseded rows left out (an older failed or edited run of a point "
+            "that later succeeded); "
+            if superseded
+            else ""
+        )
+        + f"compute time {compute_s / 60:.1f} min; "
         f"devices: {', '.join(sorted({r['device'] or '?' for r in done})) or '–'}."
     )
     lines.append("")
-    analysis: dict[str, Any] = {"kind": kind, "compute_s": compute_s, "figures": []}
+    analysis: dict[str, Any] = {"kind": kind, "compute_s": compute_s, "figures": [],
+                                "superseded_rows": superseded}  # fmt: skip
     x_factor = x_axis_factor(entries, kind)
     transitions = {}
-    if x_factor == INSTRUCTIONS and kind in TRANSITION_KINDS:
-        transitions = line_transitions(rows, fitted_accuracy(kind, rows))
+    if x_factor == INSTRUCTIONS and KINDS[kind].transition:
+        transitions = line_transitions(rows, fitted_accuracy(KINDS[kind].noop_split, rows))
         analysis["transitions"] = transitions
     if x_factor is not None:
         metrics = ("unseen_accuracy", "seen_accuracy")
-        if kind in NOOP_SPLIT_KINDS and any("unseen_noop_accuracy" in e for e in entries):
+        if KINDS[kind].noop_split and any("unseen_noop_accuracy" in e for e in entries):
             metrics += ("unseen_noop_accuracy", "unseen_has_op_accuracy")
         data = FigureData(f"{name} ({preset})", kind, x_factor, entries, done, metrics, transitions)
         files = save_figure(draw(data), out_dir, f"{name}-{preset}")
@@ -240,8 +231,8 @@ def build_section(name: str, preset: str, rows: list[dict], out_dir: Path) -> tu
         lines += [f"![{name}]({files[0]}) ([PDF]({files[1]}))", ""]
     lines += transition_lines(transitions)
     lines.append(markdown_table(entries))
-    if kind in TABLES and entries:
-        caption, table = TABLES[kind]
+    if KINDS[kind].table and entries:
+        caption, table = KINDS[kind].table
         lines += [caption, "", table(entries)]
     finding, basis = judge(kind, entries)
     regime = regime_of(done or rows)
@@ -348,6 +339,8 @@ def write_report(database_path: str | Path, out_dir: str | Path, run: dict | Non
     if not rows:
         raise RewritelabError(f"{database_path} holds no results")
     check_rows(rows, database_path)
+    rows, superseded = current_rows(rows)
+    dropped = Counter((row["experiment"], row["preset"]) for row in superseded)
     by_experiment: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         for what in ("experiment", "preset"):  # each becomes part of a file name
@@ -372,7 +365,9 @@ def write_report(database_path: str | Path, out_dir: str | Path, run: dict | Non
     summary: dict[str, Any] = {}
     analyses = {}
     for (name, preset), members in sorted(by_experiment.items()):
-        section, analyses[f"{name}/{preset}"] = build_section(name, preset, members, out_dir)
+        section, analyses[f"{name}/{preset}"] = build_section(
+            name, preset, members, out_dir, dropped[(name, preset)]
+        )
         lines += section + [""]
         summary[f"{name}/{preset}"] = aggregate(distinguish_configs(members))
     summary["analysis"] = analyses

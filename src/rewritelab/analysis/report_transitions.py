@@ -16,7 +16,6 @@ from rewritelab.core.paper import (
 
 # Kinds whose figure splits unseen accuracy into no-op and has-op inputs (the table always does;
 # with several lines, the split makes other figures unreadable).
-NOOP_SPLIT_KINDS = {"e2", "generic"}  # kinds whose paper figure puts another factor on the x axis
 
 
 def _history(row: dict) -> list[dict]:
@@ -42,16 +41,17 @@ FITTED = {
 }
 
 
-def fitted_accuracy(kind: str, rows: list[dict]) -> str:
+def fitted_accuracy(noop_split: bool, rows: list[dict]) -> str:
     """What the transition is fitted on: has-op accuracy where the test set mixes in no-ops
     to split them (E2: half of it), since only inputs that hold x need the rule and no-ops
-    lift overall accuracy to near their share whatever I is; else unseen accuracy."""
+    lift overall accuracy to near their share whatever I is (for kinds with `noop_split`); else
+    unseen accuracy."""
     done = [row.get("metrics") or {} for row in rows if row["status"] == "done"]
     split = bool(done) and all(
         m.get("unseen_noop_accuracy") is not None and m.get("unseen_has_op_accuracy") is not None
         for m in done
     )
-    return "unseen_has_op_accuracy" if kind in NOOP_SPLIT_KINDS and split else "unseen_accuracy"
+    return "unseen_has_op_accuracy" if noop_split and split else "unseen_accuracy"
 
 
 def _step_accuracy(row: dict, which: str, accuracy: str) -> float | None:

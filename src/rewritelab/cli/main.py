@@ -17,6 +17,7 @@ from rewritelab.cli.data import add_data_commands
 from rewritelab.cli.experiments import add_experiment_commands
 from rewritelab.cli.models import add_model_commands
 from rewritelab.cli.pretrained import add_pretrained_commands
+from rewritelab.cli.results import add_results_commands
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.version import __version__
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(commands)
     add_pretrained_commands(commands)
     add_experiment_commands(commands)
+    add_results_commands(commands)
     return parser
 
 

@@ -103,8 +103,14 @@ CRITERIA = {
 }
 
 
+# Every kind an experiment file may name: the paper's and `generic` (curves only, no claim).
+# `rewritelab.analysis.kinds.KINDS` gives each its analysis.
+KIND_NAMES = (*PAPER, "generic")
+
+
 def experiment_kind(name: str) -> str:
-    """The experiment's kind from its name: `e1`, `E1`, `e1-dense`, `e1_cpu` -> `e1`."""
+    """The kind read from an experiment's name, for results recorded before sweeps stored the
+    kind: `e1`, `E1`, `e1-dense`, `e1_cpu` -> `e1`; anything else `generic`."""
     lowered = name.lower()
     for candidate in (lowered, lowered.replace("_", "-").split("-", 1)[0]):
         if candidate in PAPER:

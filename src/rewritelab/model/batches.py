@@ -17,8 +17,7 @@ import torch
 
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.seeds import stream
-from rewritelab.model.gpt import IGNORE
-from rewritelab.model.tokenizer import loss_mask
+from rewritelab.model.tokenizer import IGNORE, loss_mask
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def save_architecture(model: GPT, tokenizer: Tokenizer, directory: str | Path) -
     generation = {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id,
                   "pad_token_id": tokenizer.pad_id}  # fmt: skip
     (directory / GENERATION_FILE).write_text(json.dumps(generation) + "\n", encoding="utf-8")
-    tokenizer.save(directory)
+    tokenizer.save(directory, model_max_length=model.config.context)
 
 
 def sorted_metadata(blob: bytes) -> bytes:

@@ -21,12 +21,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rewritelab.core.errors import RewritelabError
-from rewritelab.model.tokenizer import Tokenizer
+from rewritelab.model.tokenizer import IGNORE, Tokenizer
 
 RUN_CONFIG = "run_config.json"  # a run's resolved config, seeds and provenance
 RUN_MODEL_DIR = "model"  # where a finished training run keeps its final model
 RUN_ARCHITECTURE_DIR = "architecture"  # where a pretraining run keeps its shape (no weights)
-IGNORE = -100  # target id that carries no loss
 # GELU computed exactly (erf), as Hugging Face's "gelu", not GPT-2's tanh approximation
 # ("gelu_new"): the two differ by < 1e-3, and on a CPU the tanh form runs 6x slower, a fifth of
 # a training step of the small models (benchmarks/bench_train.py).

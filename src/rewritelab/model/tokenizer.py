@@ -187,12 +187,13 @@ class Tokenizer:
                 f"{''.join(missing)!r} are not in its alphabet {self.alphabet!r}"
             )
 
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path, model_max_length: int | None = None) -> None:
         """Write our state (`rewritelab_tokenizer.json`: alphabet, special tokens, the layout
         as text (`LAYOUTS`), and for a layout other than `rule` its name under `layout_name`)
-        and the equivalent Hugging Face fast tokenizer into `directory`. The state of a `rule`
-        tokenizer is what it was before layouts had names."""
-        self.to_hugging_face().save_pretrained(directory)
+        and the equivalent Hugging Face fast tokenizer into `directory`, which knows the
+        model's context as `model_max_length` when given. The state of a `rule` tokenizer is
+        what it was before layouts had names."""
+        self.to_hugging_face(model_max_length).save_pretrained(directory)
         state = {
             "format": FORMAT,
             "alphabet": self.alphabet,
@@ -222,11 +223,13 @@ class Tokenizer:
             raise RewritelabError(f"{path} has unexpected special tokens")
         return cls(state["alphabet"], layout)
 
-    def to_hugging_face(self):
+    def to_hugging_face(self, model_max_length: int | None = None):
         """The same ids as a `transformers` fast tokenizer: one token per character (newlines
         and spaces included), the special tokens matched whole in text ("<bos>" is id 1), no
         token added around an encoded text, decoding that joins characters without spaces.
-        A character outside the alphabet is refused (there is no unknown token)."""
+        A character outside the alphabet is refused (there is no unknown token). With
+        `model_max_length` (the model's context), a longer text is warned about on encoding
+        and truncated where truncation is asked for."""
         from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
         from tokenizers import Tokenizer as FastTokenizer
         from transformers import PreTrainedTokenizerFast
@@ -247,6 +250,7 @@ class Tokenizer:
             extra_special_tokens=[TO, IN, OUT, *self.specials[len(SPECIAL_TOKENS) :]],
             clean_up_tokenization_spaces=False,  # would turn "a ." into "a."
             padding_side="left",  # batched generation continues every prompt from its end
+            **({} if model_max_length is None else {"model_max_length": model_max_length}),
         )
 
 
@@ -266,6 +270,9 @@ def holds_char_tokenizer(directory: str | Path) -> bool:
     except RewritelabError:
         return False
     return True
+
+
+IGNORE = -100  # the target id of a token that carries no loss (PyTorch's ignore_index)
 
 
 def loss_mask(

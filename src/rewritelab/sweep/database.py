@@ -27,7 +27,7 @@ from rewritelab.core.errors import RewritelabError
 if TYPE_CHECKING:
     from rewritelab.sweep.experiment import Point
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STALE_AFTER_S = 300.0  # a claim not refreshed for this long belongs to a dead sweep
 
 SCHEMA = """
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS points (
     point_id TEXT PRIMARY KEY,
     experiment TEXT NOT NULL,
     preset TEXT NOT NULL,
+    kind TEXT,
     seed INTEGER NOT NULL,
     factors TEXT NOT NULL,
     dataset_id TEXT NOT NULL,
@@ -59,7 +60,7 @@ CREATE INDEX IF NOT EXISTS points_by_experiment ON points (experiment, preset, s
 """
 
 COLUMNS = (
-    "point_id", "experiment", "preset", "seed", "factors", "dataset_id", "config", "status",
+    "point_id", "experiment", "preset", "kind", "seed", "factors", "dataset_id", "config", "status",
     "attempts", "error", "metrics", "unseen_accuracy", "seen_accuracy", "elapsed_s", "device",
     "versions", "run_dir", "data_dir", "updated", "owner", "heartbeat",
 )  # fmt: skip
@@ -116,12 +117,15 @@ class ResultsDatabase:
             self.connection.close()
             raise RewritelabError(f"{self.path} is not a rewritelab results database")
 
+    # columns each older schema lacks: 1 the claim columns, 2 the experiment kind
+    MIGRATIONS = {"1": ("owner TEXT", "heartbeat REAL", "kind TEXT"), "2": ("kind TEXT",)}
+
     def _check_version(self, readonly: bool) -> None:
         row = self.connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         version = None if row is None else row[0]
-        if version == "1" and not readonly:  # version 1 lacked the claim columns
+        if version in self.MIGRATIONS and not readonly:
             with self.connection:
-                for column in ("owner TEXT", "heartbeat REAL"):
+                for column in self.MIGRATIONS[version]:
                     self.connection.execute(f"ALTER TABLE points ADD COLUMN {column}")
                 self.connection.execute("UPDATE meta SET value = ? WHERE key = 'schema'",
                                         (str(SCHEMA_VERSION),))  # fmt: skip
@@ -130,7 +134,7 @@ class ResultsDatabase:
                 self.connection.execute(
                     "INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
-        elif version not in (None, "1", str(SCHEMA_VERSION)):
+        elif version not in (None, *self.MIGRATIONS, str(SCHEMA_VERSION)):
             raise RewritelabError(
                 f"{self.path} has results schema {version}, this rewritelab reads {SCHEMA_VERSION}"
             )
@@ -145,11 +149,12 @@ class ResultsDatabase:
         """Add each point as `pending` unless it is already known."""
         with self._transaction():
             self.connection.executemany(
-                "INSERT OR IGNORE INTO points (point_id, experiment, preset, seed, factors, "
-                "dataset_id, config, status, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                "INSERT OR IGNORE INTO points (point_id, experiment, preset, kind, seed, "
+                "factors, dataset_id, config, status, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
                 [
                     (
-                        p.point_id, p.experiment, p.preset, p.seed, json.dumps(p.factors),
+                        p.point_id, p.experiment, p.preset, p.kind, p.seed, json.dumps(p.factors),
                         p.dataset_id, json.dumps(p.identity), _now(),
                     )
                     for p in points
@@ -221,6 +226,13 @@ class ResultsDatabase:
                 ),
             )
 
+    def delete(self, point_ids: list[str]) -> None:
+        """Remove these points' rows, in one transaction."""
+        with self._transaction():
+            self.connection.executemany(
+                "DELETE FROM points WHERE point_id = ?", [(point_id,) for point_id in point_ids]
+            )
+
     def rows(self, experiment: str | None = None, preset: str | None = None) -> list[dict]:
         """All rows (optionally of one experiment / preset), JSON columns decoded."""
         present = {row[1] for row in self.connection.execute("PRAGMA table_info(points)")}
@@ -246,6 +258,24 @@ class ResultsDatabase:
                     ) from None
             rows.append(row)
         return rows
+
+
+def current_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(kept, superseded): per run of a point (experiment, preset, factors, seed), its latest
+    successful row, or its latest row when none succeeded; the others are superseded (a failed
+    attempt, or a run under an older config of an edited experiment file)."""
+    runs: dict[str, list[dict]] = {}
+    for row in rows:
+        key = json.dumps([row["experiment"], row["preset"], row["factors"], row["seed"]],
+                         sort_keys=True)  # fmt: skip
+        runs.setdefault(key, []).append(row)
+    kept = []
+    for members in runs.values():
+        done = [row for row in members if row["status"] == "done"]
+        # the latest by time, then by insertion (rows come in rowid order)
+        kept.append(max(reversed(done or members), key=lambda row: row["updated"] or ""))
+    chosen = {id(row) for row in kept}
+    return [row for row in rows if id(row) in chosen], [r for r in rows if id(r) not in chosen]
 
 
 class Heartbeat:

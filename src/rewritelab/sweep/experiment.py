@@ -4,7 +4,7 @@ An experiment file (TOML) declares what to vary and what to hold fixed:
 
     name = "e1"
     title = "Instruction count at a fixed budget (paper Fig. 2a)"
-    kind = "e1"                 # which report figure draws it
+    kind = "e1"                 # required: what the report makes of it (analysis.kinds)
     seeds = 3                   # seeds 0..2, or an explicit list [0, 1, 2]
 
     [dataset]                   # a dataset config, as for `rewritelab generate`
@@ -64,6 +64,7 @@ from typing import Any
 
 from rewritelab.core.config import apply_override, read_config_file
 from rewritelab.core.errors import RewritelabError
+from rewritelab.core.paper import KIND_NAMES
 from rewritelab.core.provenance import generator_digest
 from rewritelab.tasks.registry import record_spec
 from rewritelab.tasks.spec_files import spec_from_dict
@@ -97,6 +98,7 @@ class Point:
     train: dict[str, Any]
     method: str = "train"
     redraws: int = 0  # how often a model on the plateau is trained again from a fresh draw
+    kind: str = "generic"  # what the report makes of it (not part of its identity)
 
     @property
     def dataset_id(self) -> str:
@@ -165,7 +167,7 @@ class Experiment:
         config["train"]["seed"] = seed
         return Point(
             self.name, self.preset, labels, seed, config["dataset"], config["train"], self.method,
-            self.redraws,
+            self.redraws, self.kind,
         )  # fmt: skip
 
 
@@ -236,7 +238,7 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
     experiment = Experiment(
         name=data.get("name", Path(path).stem),
         title=data.get("title", data.get("name", Path(path).stem)),
-        kind=data.get("kind", "generic"),
+        kind=_kind(data.get("kind"), path),
         preset=preset or "base",
         seeds=_seed_list(data.get("seeds", 1)),
         dataset=data.get("dataset", {}),
@@ -280,6 +282,15 @@ def _check_pretrain(experiment: Experiment, path: str | Path) -> None:
             f"{path}: a pretrain table needs method = 'finetune' and train.base = pretrain.out "
             f"({out!r})"
         )
+
+
+def _kind(kind: Any, path: str | Path) -> str:
+    """The experiment's kind, required: one of `KIND_NAMES` (what the report makes of it)."""
+    if kind not in KIND_NAMES:
+        known = ", ".join(KIND_NAMES)
+        given = "no kind" if kind is None else f"kind {str(kind)[:40]!r}"
+        raise RewritelabError(f"{path}: {given}; an experiment's kind is one of {known}")
+    return kind
 
 
 def _check_names(name: Any, presets: dict, path: str | Path) -> None:

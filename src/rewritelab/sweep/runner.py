@@ -69,6 +69,7 @@ def headline_metrics(unseen: dict, seen: dict, final: dict) -> dict[str, Any]:
         "unseen_stderr": unseen["overall"]["stderr"],
         "unseen_examples": unseen["overall"]["examples"],
         "seen_accuracy": seen["overall"]["accuracy"],
+        "seen_examples": seen["overall"]["examples"],
         "unseen_noop_accuracy": by_noop.get("noop", {}).get("accuracy"),
         "unseen_has_op_accuracy": by_noop.get("has_op", {}).get("accuracy"),
     }

@@ -83,6 +83,13 @@ class Task(ABC):
         each), `counts` (per split: `examples`, `instructions`, `noop`), and `task` when
         `records_name`."""
 
+    @abstractmethod
+    def columns(self, config: Mapping) -> dict[str, Any]:
+        """The type of every field of its records, the same in every split of a dataset with
+        this recorded config: "int64", "string" or "bool" (null allowed), a one-item list for
+        a list of that type, or a dict for a struct (`dataset_card` writes it for
+        `datasets`)."""
+
     def alphabet(self, config: Mapping) -> str:
         """Every character a dataset's prompts and answers may hold (from its recorded config)."""
         return config["alphabet"]

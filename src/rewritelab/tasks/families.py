@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rewritelab.core.errors import RewritelabError
+from rewritelab.tasks.strings import strings_from_codes
 
 if TYPE_CHECKING:
     from rewritelab.tasks.spec import SplitSpec
@@ -80,19 +81,6 @@ def pattern_count_bound(
         return sum(alphabet_size**length for length in range(length_range[0], length_range[1] + 1))
     ks = range(k_range[0], k_range[1] + 1)
     return sum(alphabet_size**m for k in ks for m in block_sizes(k, length_range))
-
-
-def strings_from_codes(codes: np.ndarray, lengths: np.ndarray) -> list[str]:
-    """Rows of Unicode code points (n, L), each cut to its length, as Python strings.
-
-    Positions past a row's length are zeroed; numpy's fixed-width unicode view drops trailing
-    NULs, so the conversion is a single vectorised view (alphabets never contain NUL).
-    """
-    n, width = codes.shape
-    if width == 0:
-        return [""] * n
-    codes = np.where(np.arange(width)[None, :] < lengths[:, None], codes, 0).astype("<u4")
-    return np.ascontiguousarray(codes).view(f"<U{width}").ravel().tolist()
 
 
 @dataclass(frozen=True)

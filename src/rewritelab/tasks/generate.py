@@ -1,5 +1,6 @@
-"""Generate a dataset: validate its spec, ask its task to build and write the splits, and
-replace the output directory only once the new dataset is complete."""
+"""Generate a dataset: validate its spec, ask its task to build and write the splits, write
+its card (`dataset_card`), and replace the output directory only once the new dataset is
+complete."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tqdm import tqdm
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.killpoints import pause_at
 from rewritelab.core.locks import directory_lock
+from rewritelab.tasks.dataset_card import write_card
 from rewritelab.tasks.registry import get_task, validate_spec
 from rewritelab.tasks.spec import DatasetSpec
 from rewritelab.tasks.storage import (
@@ -45,6 +47,7 @@ def generate_dataset(
         try:
             staging.mkdir(parents=True)
             manifest = task.write(spec, splits, staging)
+            write_card(task, manifest, staging)
             pause_at("written")
             replace_directory(staging, out_dir)
         except OSError as error:

@@ -16,9 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from rewritelab.core.errors import RewritelabError
-from rewritelab.tasks.families import strings_from_codes
 from rewritelab.tasks.near_misses import NearMiss
-from rewritelab.tasks.rules import count_occurrences
+from rewritelab.tasks.strings import count_occurrences, strings_from_codes
 
 CHUNK_ROWS = 65_536  # inputs built per vectorised batch; bounds peak memory
 MAX_REDRAWS = 200  # rounds of redrawing inputs that missed their exact occurrence count

@@ -15,30 +15,13 @@ import re
 from dataclasses import dataclass, field
 
 from rewritelab.core.errors import RewritelabError
+from rewritelab.tasks.strings import count_occurrences
 
 ARROW = "->"
 TERMINAL_ARROW = "->."
 COMMENT = "#"
 
 _RULE_LINE = re.compile(r"^(?P<x>.*?)\s*->(?P<terminal>\.?)(?P<y>.*)$")
-
-
-def count_occurrences(pattern: str, word: str, overlapping: bool = False) -> int:
-    """How many times `pattern` occurs in `word`.
-
-    By default occurrences are counted the way a left-to-right scan finds disjoint copies (as
-    `str.count` does): `count_occurrences("aa", "aaaa") == 2`. This is the count recorded as
-    `occurrences` in every dataset: planting c copies of x gives c occurrences even when the
-    copies touch. With `overlapping=True` every start position counts: `("aa", "aaaa") -> 3`.
-    The empty pattern occurs at every position, `len(word) + 1` times, either way.
-    """
-    if not overlapping or not pattern:
-        return word.count(pattern)
-    count, start = 0, word.find(pattern)
-    while start >= 0:
-        count += 1
-        start = word.find(pattern, start + 1)
-    return count
 
 
 def rewrite(x: str, y: str, word: str) -> str:

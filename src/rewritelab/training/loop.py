@@ -42,7 +42,7 @@ from rewritelab.core.hardware import (
 )
 from rewritelab.core.seeds import seed_of
 from rewritelab.model.batches import to_device
-from rewritelab.model.gpt import IGNORE
+from rewritelab.model.tokenizer import IGNORE
 from rewritelab.training.runs import RunDirectory, provenance
 
 MicroBatch = tuple[np.ndarray, np.ndarray]  # input ids (B, T), targets (B, T - 1), IGNORE = no loss
@@ -244,7 +244,7 @@ class Loop:
         partial = self.run_dir.staging(self.trainee.final_dir)
         self.trainee.model.eval()
         self.trainee.save(partial)
-        self.run_dir.publish(self.trainee.final_dir)
+        self.run_dir.publish(self.trainee.final_dir, metrics=last)
         self.run_dir.close_logs()
         return last
 

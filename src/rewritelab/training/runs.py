@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -42,6 +43,7 @@ from rewritelab.core.run_log import METRICS
 from rewritelab.core.seeds import SEED_STREAMS, seed_of
 from rewritelab.core.version import __version__
 from rewritelab.model.gpt import RUN_CONFIG
+from rewritelab.training.model_card import write_model_card
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -73,6 +75,7 @@ def provenance(device: torch.device, threads: int) -> dict:
         "usable_cores": usable_cores(),
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),  # a sweep's in a worker
     }
 
 
@@ -221,10 +224,14 @@ class RunDirectory:
         partial.mkdir(parents=True)
         return partial
 
-    def publish(self, relative: str) -> None:
-        """Move the finished staging directory of `relative` into place."""
+    def publish(self, relative: str, metrics: dict | None = None) -> None:
+        """Move the finished staging directory of `relative` into place; with the run's last
+        `metrics`, write its model card into it first (`model_card`)."""
         target = self.path / relative
-        replace_directory(target.with_name(f".{target.name}.partial"), target)
+        partial = target.with_name(f".{target.name}.partial")
+        if metrics is not None:
+            write_model_card(partial, self.recorded(), metrics)
+        replace_directory(partial, target)
 
     def finished(self, final_dir: str) -> bool:
         """Whether the run has written its final weights."""

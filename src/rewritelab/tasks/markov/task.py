@@ -54,6 +54,15 @@ class MarkovTask(Task):
         "algorithm": lambda r: str(r["algorithm"]),
     }
 
+    def columns(self, config) -> dict:
+        return {
+            "algorithm": "int64",
+            "rules": [{"x": "string", "y": "string", "terminal": "bool"}],
+            "rule_count": "int64", "input": "string", "output": "string",
+            "step_output": "string", "noop": "bool", "steps": "int64", "halt": "string",
+            "trace": ["string"],
+        }  # fmt: skip
+
     def validate(self, spec: DatasetSpec) -> None:
         for name in ("train", "test"):
             check_split(getattr(spec, name), name, spec.alphabet)

@@ -63,6 +63,17 @@ class RewriteTask(Task):
     def write(self, spec: DatasetSpec, built, directory: Path) -> dict:
         return generate.write_splits(spec, self.record(spec), built, directory)
 
+    def columns(self, config) -> dict:
+        planted = any(
+            (config.get(split) or {}).get("near_miss_share") for split in ("train", "test")
+        )
+        near_misses = {"near_miss": "string", "near_miss_kind": "string"} if planted else {}
+        return {
+            "instruction": "int64", "x": "string", "y": "string", "family": "string",
+            "k": "int64", "z": "string", "output": "string", "noop": "bool",
+            "occurrences": "int64", **near_misses,
+        }  # fmt: skip
+
     def encode(self, record: dict, tokenizer, target: str | None) -> Encoded:
         prompt = tokenizer.encode_prompt(record["x"], record["y"], record["z"])
         return prompt, tokenizer.encode_answer(record["output"]), kept_fields(record)
