@@ -11,12 +11,12 @@ Needs pandas (the `results` extra; pyarrow as well for parquet).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rewritelab.core.atomic_files import write_bytes_atomic
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.paper import experiment_kind
+from rewritelab.core.run_log import logged_points
 from rewritelab.sweep.database import ResultsDatabase, current_rows
 
 RUN_COLUMNS = ("experiment", "preset", "kind", "seed", "point_id", "status", "device",
@@ -48,31 +48,13 @@ def results_frame(database_path: str | Path, history: bool = True):
                             **{m: metrics.get(m) for m in FINAL}})  # fmt: skip
         if history:
             stored = (row["metrics"] or {}).get("history") or []
-            for logged in (row["run_dir"] and _history(Path(row["run_dir"]))) or stored:
+            for logged in (row["run_dir"] and logged_points(row["run_dir"])) or stored:
                 records.append({**run, "evaluation": "training",
                                 **{m: logged.get(m) for m in LOGGED}})  # fmt: skip
     frame = pd.DataFrame.from_records(records)
     for column in {*LOGGED, *FINAL} & set(frame.columns):  # numbers, missing ones NaN
         frame[column] = pd.to_numeric(frame[column]).astype("float64")
     return frame
-
-
-def _history(run_dir: Path) -> list[dict]:
-    """The evaluation points of a run's metrics log; none when the directory is gone (a
-    database moved to another machine) or the log is unreadable."""
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    logged = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # a torn last line (power loss)
-        if isinstance(entry, dict):
-            logged.append(entry)
-    return logged
 
 
 def export_results(

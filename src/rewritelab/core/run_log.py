@@ -19,15 +19,18 @@ HISTORY_KEYS = (
 )
 
 
-def training_history(run_dir: str | Path) -> list[dict]:
-    """The accuracies a run logged at each evaluation point (`metrics.jsonl`), oldest first;
-    empty when the run directory or its log is gone. Reports read the best step from it."""
+def logged_points(run_dir: str | Path) -> list[dict]:
+    """Everything a run logged at each evaluation point (`metrics.jsonl`), oldest first;
+    empty when the run directory or its log is gone."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
-    history = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            logged = json.loads(line)
-            history.append({k: logged[k] for k in HISTORY_KEYS if k in logged})
-    return history
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]  # fmt: skip
+
+
+def training_history(run_dir: str | Path) -> list[dict]:
+    """The accuracies of `logged_points`. Reports read the best step from it."""
+    return [
+        {k: logged[k] for k in HISTORY_KEYS if k in logged} for logged in logged_points(run_dir)
+    ]
