@@ -143,6 +143,46 @@ def test_killed_sweep_takes_its_workers_along_and_resumes_each_point_once(tmp_pa
             assert row["attempts"] == 1 and row["updated"] == before[row["point_id"]]["updated"]
 
 
+def _in_session(session: int) -> list[int]:
+    """Live processes of a session (the driver started one with `start_new_session`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(fields[3]) == session and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_ctrl_c_stops_a_sweep_in_one_line_and_leaves_no_process_or_semaphore(tmp_path):
+    """Ctrl-C reaches the whole foreground group (driver and workers): the driver stops its
+    workers, prints one line and exits 130; no process of the session outlives it, and the
+    resource tracker finds no leaked semaphore. Points stay resumable."""
+    command = _sweep_command(tmp_path, "--jobs", "2", epochs=8)
+    driver = _cli(*command, start_new_session=True)
+    deadline = time.monotonic() + 60
+    runs = tmp_path / "work" / "runs"
+    while len(list(runs.glob("*/run_config.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # until both workers train (their progress bars exist)
+    time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=60)
+    deadline = time.monotonic() + 5
+    while _in_session(driver.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _in_session(driver.pid)
+    for pid in left:  # do not leave them behind even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert driver.returncode == 130
+    assert err.splitlines() == ["rewritelab: interrupted"], err
+    assert not left, "processes outlived the interrupted sweep"
+    rerun = _cli(*command)
+    assert rerun.wait(timeout=120) == 0, rerun.stderr.read()
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")

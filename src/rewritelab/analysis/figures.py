@@ -9,6 +9,7 @@ figures add the pooled logistic fit and the I50 interval; E1 and E5 add the pape
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rewritelab.analysis.transition import LogisticFit, describe_i50
+from rewritelab.core.atomic_files import write_bytes_atomic
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.paper import INSTRUCTIONS, PAPER
 
@@ -355,7 +357,9 @@ def save_figure(figure, out_dir: Path, name: str) -> list[str]:
     figure.tight_layout()
     files = []
     for suffix in ("png", "pdf"):
-        figure.savefig(out_dir / f"{name}.{suffix}", bbox_inches="tight")
+        image = io.BytesIO()
+        figure.savefig(image, format=suffix, bbox_inches="tight")
+        write_bytes_atomic(out_dir / f"{name}.{suffix}", image.getvalue())
         files.append(f"{name}.{suffix}")
     _pyplot().close(figure)
     return files

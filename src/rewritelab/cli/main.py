@@ -70,9 +70,30 @@ def describe(error: BaseException) -> str:
     return one_line(f"{type(error).__name__}: {error}") + " (rewritelab --debug shows more)"
 
 
+def refuse_non_utf8(args: argparse.Namespace) -> None:
+    """Refuse an argument that is not valid UTF-8 (Python holds its bytes as surrogates): it
+    would reach the UTF-8 records of a run or a dataset and break them later."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and _has_surrogates(item):
+                raise RewritelabError(
+                    f"argument {name}: {os.fsencode(item)!r} is not valid UTF-8 "
+                    "(paths and values must be UTF-8 text)"
+                )
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        refuse_non_utf8(args)
         with warnings.catch_warnings(record=True) as caught:  # shown only if nothing fails
             warnings.simplefilter("default")
             code = args.handler(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from rewritelab.core.errors import RewritelabError
@@ -17,8 +18,16 @@ def shortcut_overrides(args: argparse.Namespace, shortcuts: dict[str, str]) -> l
         key = key[0] if isinstance(key, tuple) else key
         value = getattr(args, flag)
         if value is not None:
-            overrides.append(f"{key}={json.dumps(value)}")
+            overrides.append(f"{key}={toml_literal(value)}")
     return overrides + list(args.set or [])
+
+
+def toml_literal(value) -> str:
+    """A flag's value as the TOML an override reads: any Unicode text as itself, and a float
+    that is not finite as TOML's `nan` / `inf` (so that validation names it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return json.dumps(value, ensure_ascii=False)
 
 
 def add_unverified_flag(parser: argparse.ArgumentParser) -> None:

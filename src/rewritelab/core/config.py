@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from rewritelab.core.errors import RewritelabError
 
 Config = TypeVar("Config")
+TYPE_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false",
+              type(None): "unset"}  # fmt: skip
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -140,7 +142,16 @@ def _coerce(kind: Any, value: Any, name: str) -> Any:
                 return list(value)
         if option in (int, str, bool) and type(value) is option:
             return value
-    raise RewritelabError(f"{name} has the wrong type: {value!r}")
+    allowed = " or ".join(_describe(option) for option in options)
+    raise RewritelabError(f"{name} must be {allowed}, got {value!r}")
+
+
+def _describe(kind: Any) -> str:
+    """A type as the words of an error line: `an integer`, `a list of text`."""
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        return f"a list of {TYPE_WORDS.get(item, item.__name__).split(' ', 1)[-1]}s"
+    return TYPE_WORDS.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def _is_number(value: Any) -> bool:

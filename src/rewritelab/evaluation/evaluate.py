@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rewritelab.core.atomic_files import write_text_atomic
+from rewritelab.core.atomic_files import write_text_atomic, writing
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.hardware import pick_device
 from rewritelab.evaluation.accuracy import breakdown
@@ -179,13 +179,14 @@ def write_predictions(
     out = Path(out)
     partial = out.with_name(f".{out.name}.partial")
     try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            for i, record in enumerate(examples.records):
-                line = {**record, "correct": bool(verdicts[i])}
-                if answers is not None:
-                    line["prediction"] = answer_text(codec, answers[i])
-                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-        os.replace(partial, out)
+        with writing(out):
+            with open(partial, "w", encoding="utf-8") as handle:
+                for i, record in enumerate(examples.records):
+                    line = {**record, "correct": bool(verdicts[i])}
+                    if answers is not None:
+                        line["prediction"] = answer_text(codec, answers[i])
+                    handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+            os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
 

@@ -10,8 +10,6 @@ nothing of peft.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ from typing import Protocol
 
 import torch
 
+from rewritelab.core.atomic_files import staged_directory
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.hardware import pick_device
 from rewritelab.core.seeds import seed_of
@@ -105,6 +104,8 @@ def load_base(base: str | Path, config: BaseLoading, device: torch.device):
                 str(base), **hub, use_safetensors=True, **_load_options(config, device)
             )
     except (OSError, ValueError, KeyError) as error:
+        if not local and str(base).startswith(("/", "./", "../", "~")):  # a path, not a Hub id
+            raise RewritelabError(f"cannot load base model {base}: no such directory") from None
         where = "no such directory, and " if not local else ""
         hint = "" if config.allow_download else " (allow_download = true fetches a Hub id)"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
@@ -253,10 +254,8 @@ def merge(run_dir: str | Path, out_dir: str | Path, device: str = "cpu") -> Path
     if not hasattr(model, "merge_and_unload"):
         raise RewritelabError(f"{run_dir} was fully fine-tuned: its {RUN_MODEL_DIR}/ is the model")
     merged = model.merge_and_unload()
-    partial = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    save_tuned(merged, codec, partial)
-    os.replace(partial, out_dir)
+    with staged_directory(out_dir, replace=False) as partial:
+        save_tuned(merged, codec, partial)
     return out_dir
 
 

@@ -140,7 +140,7 @@ class ResultsDatabase:
             )
 
     def _transaction(self):
-        return _Immediate(self.connection)
+        return _Immediate(self.connection, self.path)
 
     def close(self) -> None:
         self.connection.close()
@@ -308,14 +308,30 @@ class Heartbeat:
 
 
 class _Immediate:
-    """A write transaction taken with BEGIN IMMEDIATE: other writers wait, none interleave."""
+    """A write transaction taken with BEGIN IMMEDIATE: other writers wait, none interleave. A
+    database error (the disk full, a lock held too long, a damaged file) is rolled back and
+    raised as one line naming the database."""
 
-    def __init__(self, connection: sqlite3.Connection):
-        self.connection = connection
+    def __init__(self, connection: sqlite3.Connection, path: Path):
+        self.connection, self.path = connection, path
 
     def __enter__(self) -> sqlite3.Connection:
-        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise RewritelabError(f"results database {self.path}: {error}") from None
         return self.connection
 
     def __exit__(self, kind, error, trace) -> None:
-        self.connection.execute("ROLLBACK" if kind else "COMMIT")
+        if kind is not None:  # SQLite may have rolled back already (a full disk does)
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
+            if issubclass(kind, sqlite3.Error):
+                raise RewritelabError(f"results database {self.path}: {error}") from None
+            return
+        try:
+            self.connection.execute("COMMIT")
+        except sqlite3.Error as failure:
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
+            raise RewritelabError(f"results database {self.path}: {failure}") from None

@@ -89,7 +89,7 @@ class ProcessPool:
         if kind is not None:  # interrupted: stop the workers now, not after their points
             for process in list(getattr(self.pool, "_processes", {}).values()):
                 process.kill()
-        self.pool.shutdown(wait=kind is None, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)  # joins the pool's queues too
 
     def submit(self, fn: Callable, *args: Any) -> Future:
         """`fn(*args)` in a worker, as a future (for one job beside a sweep)."""
@@ -165,7 +165,12 @@ class RayCluster:
 
 
 def _start_worker(parent_pid: int, jobs: int) -> None:
-    """In each pool worker: die with the driver, and take a share of the cores."""
+    """In each pool worker: die with the driver, and take a share of the cores. Progress bars
+    lock with a thread lock: tqdm's default is a process semaphore, which a worker killed on
+    Ctrl-C would leave for the resource tracker to warn about."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     os.environ["REWRITELAB_JOBS"] = str(jobs)
     _die_with_parent(parent_pid)
 

@@ -37,13 +37,14 @@ _TUPLE_KEYS = {
     "near_miss_kinds",
 }
 _STRING_TUPLE_KEYS = {"families", "near_miss_kinds"}
+WORDS = {"int": "an integer", "float": "a number", "str": "text", "bool": "true or false"}
 
 
 def spec_from_dict(config: dict[str, Any]) -> DatasetSpec:
     """Build and validate a DatasetSpec from plain data; unknown keys are refused by name."""
     unknown = sorted(set(config) - _TOP_FIELDS)
     if unknown:
-        raise RewritelabError(f"unknown config key {unknown[0]!r}")
+        raise RewritelabError(f"unknown config key {unknown[0]}")
     train_values = _split_values(config.get("train", {}), "train")
     test_values = _split_values(config.get("test", {}), "test")
     inherited = {k: v for k, v in train_values.items() if k in COMPOSITION_KEYS}
@@ -84,7 +85,7 @@ def _split_values(section: Any, name: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in section.items():
         if key not in _SPLIT_FIELDS:
-            raise RewritelabError(f"unknown config key {name}.{key!r}")
+            raise RewritelabError(f"unknown config key {name}.{key}")
         values[key] = _coerce(key, value, f"{name}.{key}")
     return values
 
@@ -118,7 +119,8 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         return value
     if "str" in expected and isinstance(value, str):
         return value
-    raise RewritelabError(f"{where} has the wrong type: {value!r}")
+    allowed = " or ".join(WORDS[kind] for kind in ("int", "float", "str") if kind in expected)
+    raise RewritelabError(f"{where} must be {allowed}, got {value!r}")
 
 
 def _is_int(value: Any) -> bool:

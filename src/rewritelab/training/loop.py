@@ -241,10 +241,9 @@ class Loop:
                 self.check_finite(loss, step + 1)
                 bar.set_postfix(loss=f"{loss:.4f}", **_accuracies(last))
         bar.close()
-        partial = self.run_dir.staging(self.trainee.final_dir)
         self.trainee.model.eval()
-        self.trainee.save(partial)
-        self.run_dir.publish(self.trainee.final_dir, metrics=last)
+        with self.run_dir.staged(self.trainee.final_dir, metrics=last) as partial:
+            self.trainee.save(partial)
         self.run_dir.close_logs()
         return last
 

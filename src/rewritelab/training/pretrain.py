@@ -133,9 +133,8 @@ def write_architecture(trainee: PretrainTrainee, run_dir: Path) -> None:
     draws fresh weights (`reinitialize`) takes from this base, available while it trains."""
     if model_part(run_dir, RUN_ARCHITECTURE_DIR):
         return
-    run = RunDirectory(run_dir)
-    save_architecture(trainee.model, trainee.tokenizer, run.staging(RUN_ARCHITECTURE_DIR))
-    run.publish(RUN_ARCHITECTURE_DIR)
+    with RunDirectory(run_dir).staged(RUN_ARCHITECTURE_DIR) as partial:
+        save_architecture(trainee.model, trainee.tokenizer, partial)
 
 
 def pretrain_config_from_dict(values: dict) -> PretrainConfig:

@@ -32,7 +32,12 @@ from pathlib import Path
 
 import torch
 
-from rewritelab.core.atomic_files import write_json_atomic, write_text_atomic
+from rewritelab.core.atomic_files import (
+    append_line,
+    staged_directory,
+    write_json_atomic,
+    write_text_atomic,
+)
 from rewritelab.core.config import flatten
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.hardware import usable_cores
@@ -79,13 +84,6 @@ def provenance(device: torch.device, threads: int) -> dict:
     }
 
 
-def replace_directory(partial: Path, target: Path) -> None:
-    """Move the finished directory `partial` to `target`, replacing what was there."""
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(partial, target)
-
-
 # ------------------------------------------------------------------ the run directory
 
 
@@ -121,12 +119,9 @@ class RunDirectory:
             "dataset": dataset,
             **facts,
         }
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while creating
-        partial.mkdir(parents=True)
-        write_json_atomic(partial / RUN_CONFIG, record)
-        pause_at("run-creating")
-        os.replace(partial, self.path)
+        with staged_directory(self.path, replace=False) as partial:
+            write_json_atomic(partial / RUN_CONFIG, record)
+            pause_at("run-creating")
 
     def recorded(self) -> dict:
         """run_config.json as written by `create`."""
@@ -164,12 +159,11 @@ class RunDirectory:
         """Write checkpoints/step-N atomically (`save_weights(directory)` writes the weights),
         point `latest` at it, drop older ones."""
         name = f"step-{step:08d}"
-        partial = self.staging(f"{CHECKPOINTS}/{name}")
-        save_weights(partial)
-        torch.save(optimizer.state_dict(), partial / OPTIMIZER)
-        (partial / STATE).write_text(json.dumps({"step": step}) + "\n", encoding="utf-8")
-        pause_at("checkpoint-written")
-        self.publish(f"{CHECKPOINTS}/{name}")
+        with self.staged(f"{CHECKPOINTS}/{name}") as partial:
+            save_weights(partial)
+            torch.save(optimizer.state_dict(), partial / OPTIMIZER)
+            (partial / STATE).write_text(json.dumps({"step": step}) + "\n", encoding="utf-8")
+            pause_at("checkpoint-written")
         pause_at("checkpoint-published")
         write_text_atomic(self.path / CHECKPOINTS / LATEST, name + "\n")
         pause_at("latest-updated")
@@ -216,22 +210,15 @@ class RunDirectory:
                 f"corrupt checkpoint {checkpoint}: {type(error).__name__} {first_line[:200]}"
             ) from None
 
-    def staging(self, relative: str) -> Path:
-        """An empty temporary directory to write `relative` into before `publish`."""
-        target = self.path / relative
-        partial = target.with_name(f".{target.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        return partial
-
-    def publish(self, relative: str, metrics: dict | None = None) -> None:
-        """Move the finished staging directory of `relative` into place; with the run's last
-        `metrics`, write its model card into it first (`model_card`)."""
-        target = self.path / relative
-        partial = target.with_name(f".{target.name}.partial")
-        if metrics is not None:
-            write_model_card(partial, self.recorded(), metrics)
-        replace_directory(partial, target)
+    @contextmanager
+    def staged(self, relative: str, metrics: dict | None = None) -> Iterator[Path]:
+        """An empty temporary directory to write `relative` into; when the block ends, it is
+        moved into place in one rename (and removed if the block fails). With the run's last
+        `metrics`, the model card is written into it first (`model_card`)."""
+        with staged_directory(self.path / relative) as partial:
+            yield partial
+            if metrics is not None:
+                write_model_card(partial, self.recorded(), metrics)
 
     def finished(self, final_dir: str) -> bool:
         """Whether the run has written its final weights."""
@@ -246,10 +233,8 @@ class RunDirectory:
         lines = _read_lines(path)
         kept = [line for line in lines if json.loads(line)["step"] <= start_step]
         if path.exists() and (len(kept) < len(lines) or not _ends_with_newline(path)):
-            partial = path.with_name(f".{METRICS}.partial")
-            partial.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-            pause_at("metrics-rewritten")
-            os.replace(partial, path)
+            text = "".join(line + "\n" for line in kept)
+            write_text_atomic(path, text, moment="metrics-rewritten")
         if "tensorboard" not in sys.modules and not _tensorboard_installed():
             return
         from torch.utils.tensorboard import SummaryWriter
@@ -257,8 +242,7 @@ class RunDirectory:
         self.writer = SummaryWriter(str(self.path / "tensorboard"), purge_step=start_step or None)
 
     def log(self, metrics: dict) -> None:
-        with open(self.path / METRICS, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(metrics) + "\n")
+        append_line(self.path / METRICS, json.dumps(metrics))
         if self.writer is not None:
             for key, value in metrics.items():
                 if key != "step" and isinstance(value, int | float):
