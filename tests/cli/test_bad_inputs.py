@@ -612,18 +612,30 @@ def test_a_closed_pipe_ends_quietly():
         (["merge", "{run}", "--out", "{tmp}/m"], "is a run trained from scratch"),
         (["generate", "--out", "{tmp}/d", "--set", 'alphabet="a"'], "has one letter"),
         (["generate", "--out", "{tmp}/d", "--noop-share", "nan"], "train.noop_share must be a"),
-        (["generate", "--out", "{tmp}/d", "--set", "test.instructions=1.5"],
-         "test.instructions must be an integer, got 1.5"),
-        (["generate", "--out", "{tmp}/d", "--set", "train.family=1"],
-         "unknown config key train.family"),
-        (["train", "--data", "{data}", "--out", "{tmp}/r", "--lr", "nan"],
-         "learning_rate must be a finite number, got nan"),
-        (["train", "--data", "{data}", "--out", "{tmp}/r", "--set", "batch_size=1.5"],
-         "batch_size must be an integer, got 1.5"),
-        (["train", "--data", "{data}", "--out", "{tmp}/r", "--set", "model.layers='x'"],
-         "model.layers must be an integer, got 'x'"),
-        (["finetune", "--base", "{root}/nope", "--data", "{data}", "--out", "{tmp}/f"],
-         "nope: no such directory"),
+        (
+            ["generate", "--out", "{tmp}/d", "--set", "test.instructions=1.5"],
+            "test.instructions must be an integer, got 1.5",
+        ),
+        (
+            ["generate", "--out", "{tmp}/d", "--set", "train.family=1"],
+            "unknown config key train.family",
+        ),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}/r", "--lr", "nan"],
+            "learning_rate must be a finite number, got nan",
+        ),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}/r", "--set", "batch_size=1.5"],
+            "batch_size must be an integer, got 1.5",
+        ),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}/r", "--set", "model.layers='x'"],
+            "model.layers must be an integer, got 'x'",
+        ),
+        (
+            ["finetune", "--base", "{root}/nope", "--data", "{data}", "--out", "{tmp}/f"],
+            "nope: no such directory",
+        ),
     ],
 )
 def test_the_line_names_the_input_and_what_is_allowed(template, words, world, tmp_path, capsys):

@@ -71,7 +71,10 @@ BAD_CONFIGS = {
     "unknown_top_key": ("sede = 3\n", "unknown config key sede"),
     "unknown_split_key": ("[train]\ninstruction = 3\n", "unknown config key train.instruction"),
     "unknown_family": ('[train]\nfamilies = ["zigzag"]\n', "unknown rule family 'zigzag'"),
-    "wrong_type": ('[train]\ninstructions = "many"\n', "train.instructions must be an integer, got 'many'"),
+    "wrong_type": (
+        '[train]\ninstructions = "many"\n',
+        "train.instructions must be an integer, got 'many'",
+    ),
     "bad_noop_share": ("[train]\nnoop_share = 1.5\n", "noop_share must be in [0, 1]"),
     "invalid_toml": ("[train\n", "is not valid TOML"),
     "bad_spread": ('[train]\nspread = "zipf"\n', "train.spread must be one of"),

@@ -19,6 +19,7 @@ from rewritelab.cli.models import add_model_commands
 from rewritelab.cli.pretrained import add_pretrained_commands
 from rewritelab.cli.results import add_results_commands
 from rewritelab.core.errors import RewritelabError
+from rewritelab.core.progress import FORMAT_ENV, LOG_FORMATS
 from rewritelab.core.version import __version__
 
 MAX_MESSAGE_CHARS = 300  # an error line longer than this is cut
@@ -37,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rewritelab {__version__}")
     parser.add_argument("--debug", action="store_true", help="full tracebacks on errors")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=None,
+        help="progress where stderr is not a terminal: text lines (default) or JSON lines",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
 
     add_data_commands(commands)
@@ -92,6 +97,8 @@ def _has_surrogates(text: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.log_format:
+        os.environ[FORMAT_ENV] = args.log_format  # the environment reaches sweep workers too
     try:
         refuse_non_utf8(args)
         with warnings.catch_warnings(record=True) as caught:  # shown only if nothing fails

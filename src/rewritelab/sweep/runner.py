@@ -27,9 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from rewritelab.core.errors import RewritelabError
+from rewritelab.core.progress import progress_bar
 from rewritelab.core.run_log import training_history
 from rewritelab.core.version import __version__
 from rewritelab.sweep.database import STALE_AFTER_S, Heartbeat, ResultsDatabase, new_owner
@@ -280,9 +279,8 @@ def run_sweep(
 
     with _stop_on_sigterm(), Heartbeat(database.path, owner, STALE_AFTER_S / 10), make_executor(
         executor, jobs, address, experiment
-    ) as pool, tqdm(
-        total=len(todo), disable=not progress, desc=f"{experiment.name}/{experiment.preset}",
-        unit="point",
+    ) as pool, progress_bar(
+        progress, total=len(todo), desc=f"{experiment.name}/{experiment.preset}", unit="point"
     ) as bar:  # fmt: skip
         try:
             for point, outcome in pool.run(run_point, claimed(), str(workdir)):

@@ -9,11 +9,10 @@ import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
-from tqdm import tqdm
-
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.killpoints import pause_at
 from rewritelab.core.locks import directory_lock
+from rewritelab.core.progress import progress_bar
 from rewritelab.tasks.dataset_card import write_card
 from rewritelab.tasks.registry import get_task, validate_spec
 from rewritelab.tasks.spec import DatasetSpec
@@ -39,7 +38,7 @@ def generate_dataset(
     recover_leftovers(out_dir)
     check_output(out_dir, force)
     replacing = directory_lock(out_dir, "dataset") if out_dir.is_dir() else nullcontext()
-    with replacing, tqdm(total=4, disable=not progress, unit="stage") as bar:
+    with replacing, progress_bar(progress, total=4, unit="stage") as bar:
         splits = task.build(spec, bar)
         bar.set_description("writing")
         staging = staging_path(out_dir, "partial", os.getpid())

@@ -28,7 +28,6 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from rewritelab.core.errors import RewritelabError
 from rewritelab.core.hardware import (
@@ -40,6 +39,7 @@ from rewritelab.core.hardware import (
     precision,
     usable_cores,
 )
+from rewritelab.core.progress import progress_bar
 from rewritelab.core.seeds import seed_of
 from rewritelab.model.batches import to_device
 from rewritelab.model.tokenizer import IGNORE
@@ -219,7 +219,9 @@ class Loop:
         """Steps `start_step` to the end, evaluating and checkpointing on schedule; writes the
         final weights and returns the last logged metrics."""
         self.run_dir.open_logs(start_step)
-        bar = tqdm(total=self.total_steps, initial=start_step, disable=not progress, unit="step")
+        bar = progress_bar(
+            progress, total=self.total_steps, initial=start_step, desc="train", unit="step"
+        )
         window = _Window(self.device)
         last = self.run_dir.last_metrics() or {}
         self.trainee.model.train()
