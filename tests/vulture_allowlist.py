@@ -8,6 +8,9 @@ _.pre_tokenizer  # read by the tokenizers library
 _.decoder  # read by the tokenizers library
 _.isolation_level  # read by sqlite3
 exc  # context-manager and signal-handler signatures
+_.display  # tqdm calls display(msg=..., pos=...) on its bars
+msg
+pos
 frame
 signum
 features  # public: load_dataset("json", ..., features=dataset_card.features(directory))

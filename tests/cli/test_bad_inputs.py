@@ -495,6 +495,22 @@ REPORT = [
     _case("report-traversal-name", "report", "{traversal_name}", "--out", "{tmp}/rep"),
 ]
 
+EXPORT = [
+    _case("export-no-format", "export"),
+    _case("export-sft-missing-data", "export", "sft", "{root}/nope", "--out", "{tmp}/s.jsonl"),
+    _case("export-sft-not-dataset", "export", "sft", "{precious}", "--out", "{tmp}/s.jsonl"),
+    _case("export-sft-over-a-file", "export", "sft", "{data}", "--out", "{afile}"),
+    _case("export-sft-through-symlink", "export", "sft", "{data}", "--out", "{alink}", "--force"),
+    _case("export-sft-bad-split", "export", "sft", "{data}", "--out", "{tmp}/s.jsonl",
+          "--split", "classic"),
+    _case("export-sft-bad-template", "export", "sft", "{data}", "--out", "{tmp}/s.jsonl",
+          "--template", "fancy"),
+    _case("export-sft-missing-folder", "export", "sft", "{data}", "--out", "{tmp}/no/s.jsonl"),
+    _case("export-lm-eval-traversal-name", "export", "lm-eval", "{data}", "--out", "{tmp}/t",
+          "--name", "../evil"),
+    _case("export-lm-eval-damaged-data", "export", "lm-eval", "{jsonmanifest}", "--out",
+          "{tmp}/t"),
+]
 RESULTS = [
     _case("results-no-action", "results"),
     _case("results-export-missing", "results", "export", "{tmp}/missing.sqlite",
@@ -515,7 +531,7 @@ RESULTS = [
 
 CASES = (
     GLOBAL + APPLY + MARKOV + GENERATE + INSPECT + TRAIN_CASES + EVALUATE + PREDICT + FINETUNE
-    + EVALUATE_FINETUNED + MERGE + PRETRAIN + SWEEP + REPORT + RESULTS
+    + EVALUATE_FINETUNED + MERGE + PRETRAIN + SWEEP + REPORT + RESULTS + EXPORT
 )  # fmt: skip
 
 
@@ -523,7 +539,7 @@ def test_the_table_covers_every_command_with_150_cases():
     commands = {case.values[0][0] for case in CASES if case.values[0]}
     expected = {"apply", "markov", "generate", "inspect", "train", "evaluate", "predict",
                 "finetune", "evaluate-finetuned", "merge", "pretrain", "sweep", "reproduce",
-                "report"}  # fmt: skip
+                "report", "export"}  # fmt: skip
     assert expected <= commands
     assert len(CASES) >= 150
 

@@ -15,6 +15,7 @@ import warnings
 
 from rewritelab.cli.data import add_data_commands
 from rewritelab.cli.experiments import add_experiment_commands
+from rewritelab.cli.exports import add_export_commands
 from rewritelab.cli.models import add_model_commands
 from rewritelab.cli.pretrained import add_pretrained_commands
 from rewritelab.cli.results import add_results_commands
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pretrained_commands(commands)
     add_experiment_commands(commands)
     add_results_commands(commands)
+    add_export_commands(commands)
     return parser
 
 

@@ -22,9 +22,10 @@ LOG_FORMATS = ("text", "json")
 TEXT_LINE = "{desc}{n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 
-def progress_bar(enabled: bool = True, **options) -> tqdm:
+def progress_bar(enabled: bool = True, unit: str = "step", **options) -> tqdm:
     """A tqdm bar (`options` as tqdm's) where stderr is a terminal and the log format is text;
     otherwise `LogLines` with the same interface; a silent one when not `enabled`."""
+    options["unit"] = unit
     if not enabled:
         return tqdm(disable=True, **options)
     log_format = os.environ.get(FORMAT_ENV, "text")

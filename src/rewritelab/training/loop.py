@@ -219,9 +219,7 @@ class Loop:
         """Steps `start_step` to the end, evaluating and checkpointing on schedule; writes the
         final weights and returns the last logged metrics."""
         self.run_dir.open_logs(start_step)
-        bar = progress_bar(
-            progress, total=self.total_steps, initial=start_step, desc="train", unit="step"
-        )
+        bar = progress_bar(progress, total=self.total_steps, initial=start_step, desc="train")
         window = _Window(self.device)
         last = self.run_dir.last_metrics() or {}
         self.trainee.model.train()
