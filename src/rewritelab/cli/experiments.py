@@ -71,9 +71,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_results_page(args: argparse.Namespace) -> int:
-    from rewritelab.analysis.results_page import write_results_page
-
-    print(f"wrote {write_results_page(args.results, args.out)}")
+    """Markdown, or the interactive page where the output ends in .html."""
+    if Path(args.out).suffix == ".html":
+        from rewritelab.analysis.results_html import write_results_html as write
+    else:
+        from rewritelab.analysis.results_page import write_results_page as write
+    print(f"wrote {write(args.results, args.out)}")
     return 0
 
 
@@ -208,5 +211,9 @@ def add_experiment_commands(commands) -> None:
         "results-page", help="one page: claim, result, verdict per experiment"
     )
     page.add_argument("results", help="directory of <experiment>/summary.json (e.g. results/cpu)")
-    page.add_argument("--out", required=True, help="the page to write (e.g. results/README.md)")
+    page.add_argument(
+        "--out", required=True,
+        help="the page: Markdown (results/cpu/README.md) or, ending in .html, the interactive "
+        "page (results/index.html)",
+    )  # fmt: skip
     page.set_defaults(handler=cmd_results_page)
