@@ -169,7 +169,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="results database (default WORKDIR/results.sqlite)")
     parser.add_argument("--executor", default="local", choices=list(EXECUTORS))
     parser.add_argument(
-        "--jobs", type=int, help="points at once (local executor; default: one per core on CPU)"
+        "--jobs",
+        type=int,
+        help="points at once (local pool or submitit jobs; default: one per core on CPU)",
     )
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed points again")

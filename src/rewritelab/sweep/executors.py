@@ -207,9 +207,28 @@ def ray_executor(jobs: int, address: str | None, experiment: Any):
     return RayCluster(address, cpus_per_point=1.0, gpus_per_point=gpus)
 
 
+def slurm_executor(jobs: int, address: str | None, experiment: Any):
+    """Each point one SLURM job (submitit); `jobs` of them queued at once."""
+    from rewritelab.sweep.submitit_jobs import SubmititJobs
+
+    return SubmititJobs("slurm", jobs)
+
+
+def submitit_local_executor(jobs: int, address: str | None, experiment: Any):
+    """Each point one submitit job run as a local process; `jobs` at once."""
+    from rewritelab.sweep.submitit_jobs import SubmititJobs
+
+    return SubmititJobs("local", jobs)
+
+
 # The executors a sweep can run on, by the name `--executor` takes: name -> factory of
 # (jobs, cluster address, experiment). Another executor is one factory and one line here.
-EXECUTORS = {"local": local_executor, "ray": ray_executor}
+EXECUTORS = {
+    "local": local_executor,
+    "ray": ray_executor,
+    "slurm": slurm_executor,
+    "submitit-local": submitit_local_executor,
+}
 
 
 def make_executor(kind: str, jobs: int, address: str | None, experiment: Any):
