@@ -2,12 +2,11 @@
 
 A training path (`train`, `finetune`, `pretrain`) supplies a `Trainee`: the module to train,
 its batches as a pure function of the step, its loss, its evaluation and how its weights are
-saved and reloaded. The loop owns everything else, once: threads and precision, the AdamW
-optimizer, the learning-rate schedule (linear warm-up, then linear decay to zero: the paper's
-protocol), per-step dropout seeds, gradient accumulation and clipping, evaluation points (and,
-when asked, an early stop once the model masters its training examples), atomic checkpoints,
-the metrics log (one schema for every kind of run), resume, and a stop with a clear error when
-the loss stops being finite.
+saved and reloaded. The loop owns the rest, once: threads and precision, AdamW, the schedule
+(linear warm-up, then linear decay to zero: the paper's protocol), per-step dropout seeds,
+accumulation and clipping, evaluation points (and an early stop once the model masters its
+training examples), atomic checkpoints, the metrics log and its tracker, resume, and a clear
+stop when the loss stops being finite.
 
 Because a batch, the learning rate and the dropout noise depend only on (seed, step), a resumed
 run ends with exactly the weights and metrics of an uninterrupted one (on CPU, at the same
@@ -44,6 +43,7 @@ from rewritelab.core.seeds import seed_of
 from rewritelab.model.batches import to_device
 from rewritelab.model.tokenizer import IGNORE
 from rewritelab.training.runs import RunDirectory, provenance
+from rewritelab.training.trackers import check_tracker
 
 MicroBatch = tuple[np.ndarray, np.ndarray]  # input ids (B, T), targets (B, T - 1), IGNORE = no loss
 
@@ -68,6 +68,7 @@ class LoopConfig:
     # Stop at the first evaluation point whose exact match on a sample of the training examples
     # reaches this (the model has mastered what it was trained on); 0 = train to the end.
     stop_at_train_accuracy: float = 0.0
+    tracker: str = "tensorboard"  # also "none", "mlflow", "wandb", "trackio" (`trackers`)
 
     def validate(self) -> LoopConfig:
         for name in ("seed", "warmup_steps", "eval_every", "checkpoint_every", "threads"):
@@ -89,6 +90,7 @@ class LoopConfig:
                 raise RewritelabError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.adam_beta2 < 1:
             raise RewritelabError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2!r}")
+        check_tracker(self.tracker)
         parse_device(self.device)
         return self
 
@@ -218,7 +220,7 @@ class Loop:
     def run(self, start_step: int = 0, progress: bool = True) -> dict:
         """Steps `start_step` to the end, evaluating and checkpointing on schedule; writes the
         final weights and returns the last logged metrics."""
-        self.run_dir.open_logs(start_step)
+        self.run_dir.open_logs(start_step, self.config.tracker)
         bar = progress_bar(progress, total=self.total_steps, initial=start_step, desc="train")
         window = _Window(self.device)
         last = self.run_dir.last_metrics() or {}
@@ -328,20 +330,17 @@ class _Window:
 
     def close(self) -> dict:
         elapsed = time.perf_counter() - self.started
-        return {
-            "train_loss": self.mean_loss(),
-            "tokens": self.tokens,
-            "tokens_per_s": self.tokens / elapsed,
-            "steps_per_s": self.steps / elapsed,
-        }
+        return {"train_loss": self.mean_loss(), "tokens": self.tokens,
+                "tokens_per_s": self.tokens / elapsed,
+                "steps_per_s": self.steps / elapsed}  # fmt: skip
 
 
 def _accuracies(metrics: dict) -> dict:
     """Progress-bar fields for the accuracies among `metrics`."""
     return {
-        key.removesuffix("_accuracy"): f"{value:.3f}"
-        for key, value in metrics.items()
-        if key.endswith("_accuracy")
+        k.removesuffix("_accuracy"): f"{v:.3f}"
+        for k, v in metrics.items()
+        if k.endswith("_accuracy")
     }
 
 

@@ -49,6 +49,7 @@ from rewritelab.core.seeds import SEED_STREAMS, seed_of
 from rewritelab.core.version import __version__
 from rewritelab.model.gpt import RUN_CONFIG
 from rewritelab.training.model_card import write_model_card
+from rewritelab.training.trackers import open_tracker
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -57,7 +58,7 @@ OPTIMIZER = "optimizer.pt"
 STATE = "trainer_state.json"
 # Settings a resumed run may change: they do not change what is computed (threads may change
 # float rounding on CPU; a resume under another thread count is recorded and reported).
-RESUME_FREE = {"device", "log_every", "eval_batch_size", "compile", "threads"}
+RESUME_FREE = {"device", "log_every", "eval_batch_size", "compile", "threads", "tracker"}
 
 
 def provenance(device: torch.device, threads: int) -> dict:
@@ -93,7 +94,7 @@ class RunDirectory:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.started = time.perf_counter()
-        self.writer = None
+        self.tracker = None
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -226,32 +227,25 @@ class RunDirectory:
 
     # ------------------------------------------------------------ logs
 
-    def open_logs(self, start_step: int) -> None:
+    def open_logs(self, start_step: int, tracker: str = "tensorboard") -> None:
         """Drop log lines from beyond the resumed step (the log is replaced in one rename, so a
-        kill leaves the old log or the new one, never a cut one), open TensorBoard."""
+        kill leaves the old log or the new one, never a cut one), open the tracker."""
         path = self.path / METRICS
         lines = _read_lines(path)
         kept = [line for line in lines if json.loads(line)["step"] <= start_step]
         if path.exists() and (len(kept) < len(lines) or not _ends_with_newline(path)):
             text = "".join(line + "\n" for line in kept)
             write_text_atomic(path, text, moment="metrics-rewritten")
-        if "tensorboard" not in sys.modules and not _tensorboard_installed():
-            return
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(str(self.path / "tensorboard"), purge_step=start_step or None)
+        self.tracker = open_tracker(tracker, self.path, self.recorded()["config"], start_step)
 
     def log(self, metrics: dict) -> None:
         append_line(self.path / METRICS, json.dumps(metrics))
-        if self.writer is not None:
-            for key, value in metrics.items():
-                if key != "step" and isinstance(value, int | float):
-                    self.writer.add_scalar(key, value, metrics["step"])
-            self.writer.flush()
+        if self.tracker is not None:
+            self.tracker.log(metrics)
 
     def close_logs(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self.tracker is not None:
+            self.tracker.close()
 
     def last_metrics(self) -> dict | None:
         """The last logged metrics, or None before the first evaluation."""
@@ -260,12 +254,6 @@ class RunDirectory:
 
     def elapsed_s(self) -> float:
         return time.perf_counter() - self.started
-
-
-def _tensorboard_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorboard") is not None
 
 
 def _read_lines(path: Path) -> list[str]:
