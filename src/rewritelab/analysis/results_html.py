@@ -2,12 +2,12 @@
 values, the regime and the verdict, seeds, and filters by factor; nothing loaded from the
 network.
 
-It shows the rows of the Markdown page (`results_page.experiment_rows`). Each experiment gets
-an inline SVG of unseen (filled) and seen (hollow) accuracy against its first factor (log
-scale for instruction counts), one colour per combination of the other factors; hovering a
-point shows its values (an SVG `<title>`). Under it, a table of its points. A select per
-factor keeps the points and rows of one value; the page's own filters keep experiments by
-verdict and by name.
+It shows the rows of the Markdown page with their points (`results_page.rows_with_points`).
+Each experiment gets an inline SVG of unseen (filled) and seen (hollow) accuracy against its
+first factor (log scale for instruction counts), one colour per combination of the other
+factors; hovering a point shows its values (an SVG `<title>`). Under it, a table of its
+points. A select per factor keeps the points and rows of one value; the page's own filters
+keep experiments by verdict and by name.
 """
 
 from __future__ import annotations
@@ -17,12 +17,6 @@ import json
 import math
 from pathlib import Path
 
-from rewritelab.analysis.results_page import (
-    NOT_RUN,
-    experiment_rows,
-    read_summaries,
-    unrun_rows,
-)
 from rewritelab.core.atomic_files import write_text_atomic
 
 WIDTH, HEIGHT, MARGIN = 420, 220, 40
@@ -44,16 +38,11 @@ SCRIPT = """function apply(){
 document.querySelectorAll('select,input').forEach(e=>e.addEventListener('input',apply));"""
 
 
-def write_results_html(results_dir: str | Path, out: str | Path) -> Path:
-    """Write the interactive results page for `results_dir` to `out`; return its path."""
-    results_dir, out = Path(results_dir), Path(out)
-    summaries = read_summaries(results_dir)
-    sections = [
-        _section(row, _entries(summary, row["experiment"]))
-        for directory, summary in summaries
-        for row in experiment_rows(directory, summary)
-    ]
-    sections += [_section(row, []) for row in unrun_rows(results_dir)]
+def write_results_html(rows: list[tuple[dict, list[dict]]], results_dir: str, out: str | Path):
+    """Write the interactive page of `rows` (each a results-page row and its points, as
+    `results_page.rows_with_points` gives them) to `out`; return its path."""
+    out = Path(out)
+    sections = [_section(row, points) for row, points in rows]
     verdicts = sorted({s[0] for s in sections})
     options = "".join(f"<option>{html.escape(v)}</option>" for v in verdicts)
     body = "\n".join(text for _, text in sorted(sections, key=lambda s: s[1]))
@@ -70,14 +59,10 @@ def write_results_html(results_dir: str | Path, out: str | Path) -> Path:
     return out
 
 
-def _entries(summary: dict, key: str) -> list[dict]:
-    return [e for e in summary.get(key, []) if isinstance(e, dict) and "factors" in e]
-
-
 def _section(row: dict, entries: list[dict]) -> tuple[str, str]:
     """(verdict, the experiment's <section>)."""
     name, verdict = row["experiment"], row["verdict"]
-    label = f"{name} ({row['directory'].name})" if verdict != NOT_RUN else name
+    label = f"{name} ({row['directory'].name})" if entries else name
     facts = "".join(
         f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in (("paper's claim", row["claim"]), ("our result", row["measured"]),

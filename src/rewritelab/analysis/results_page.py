@@ -125,6 +125,18 @@ def _link(path: Path, page_dir: Path) -> str:
     return Path(os.path.relpath(path, page_dir)).as_posix()
 
 
+def rows_with_points(results_dir: str | Path) -> list[tuple[dict, list[dict]]]:
+    """Every row of the page with its summary's points (none for a "not run" row): what the
+    interactive page (`results_html`) draws."""
+    results_dir = Path(results_dir)
+    found = []
+    for directory, summary in read_summaries(results_dir):
+        for row in experiment_rows(directory, summary):
+            points = summary.get(row["experiment"], [])
+            found.append((row, [p for p in points if isinstance(p, dict) and "factors" in p]))
+    return found + [(row, []) for row in unrun_rows(results_dir)]
+
+
 def write_results_page(results_dir: str | Path, out: str | Path) -> Path:
     """Write the results page to `out` and return its path."""
     results_dir, out = Path(results_dir), Path(out)

@@ -72,11 +72,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_results_page(args: argparse.Namespace) -> int:
     """Markdown, or the interactive page where the output ends in .html."""
+    from rewritelab.analysis.results_page import rows_with_points, write_results_page
+
     if Path(args.out).suffix == ".html":
-        from rewritelab.analysis.results_html import write_results_html as write
+        from rewritelab.analysis.results_html import write_results_html
+
+        written = write_results_html(rows_with_points(args.results), args.results, args.out)
     else:
-        from rewritelab.analysis.results_page import write_results_page as write
-    print(f"wrote {write(args.results, args.out)}")
+        written = write_results_page(args.results, args.out)
+    print(f"wrote {written}")
     return 0
 
 
