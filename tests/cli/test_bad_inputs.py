@@ -458,7 +458,7 @@ for command in ("sweep", "reproduce"):
         _case(f"{command}-jobs-zero", *run, "{exp_ok}", "--jobs", "0"),
         _case(f"{command}-jobs-negative", *run, "{exp_ok}", "--jobs", "-2"),
         _case(f"{command}-jobs-text", *run, "{exp_ok}", "--jobs", "two"),
-        _case(f"{command}-bad-executor", *run, "{exp_ok}", "--executor", "slurm"),
+        _case(f"{command}-bad-executor", *run, "{exp_ok}", "--executor", "condor"),
         _case(f"{command}-foreign-db", *run, "{exp_ok}", "--db", "{foreign}"),
         _case(f"{command}-text-db", *run, "{exp_ok}", "--db", "{afile}"),
         _case(f"{command}-future-db", *run, "{exp_ok}", "--db", "{future_schema}"),

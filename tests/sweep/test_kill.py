@@ -160,8 +160,8 @@ def _in_session(session: int) -> list[int]:
 def test_ctrl_c_stops_a_sweep_in_one_line_and_leaves_no_process_or_semaphore(tmp_path):
     """Ctrl-C reaches the whole foreground group (driver and workers): the driver stops its
     workers, prints one line and exits 130; no process of the session outlives it, and the
-    resource tracker finds no leaked semaphore. Points stay resumable."""
-    command = _sweep_command(tmp_path, "--jobs", "2", epochs=8)
+    resource tracker finds no leaked semaphore (resuming after a kill: the test above)."""
+    command = _sweep_command(tmp_path, "--jobs", "2", epochs=400)  # minutes: Ctrl-C lands mid-run
     driver = _cli(*command, start_new_session=True)
     deadline = time.monotonic() + 60
     runs = tmp_path / "work" / "runs"
@@ -179,8 +179,6 @@ def test_ctrl_c_stops_a_sweep_in_one_line_and_leaves_no_process_or_semaphore(tmp
     assert driver.returncode == 130
     assert err.splitlines() == ["rewritelab: interrupted"], err
     assert not left, "processes outlived the interrupted sweep"
-    rerun = _cli(*command)
-    assert rerun.wait(timeout=120) == 0, rerun.stderr.read()
 
 
 def _cmdline(pid: int) -> str:

@@ -1,6 +1,7 @@
 """The trainer: learning, batches as a pure function of step, exact resume, refusals."""
 
 import json
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import numpy as np
@@ -337,20 +338,22 @@ def test_a_run_killed_after_mastering_resumes_to_its_end_without_training(
     straight = train(config, data, tmp_path / "straight", progress=False)
     assert straight["step"] < 240 and straight["train_accuracy"] >= 0.5
 
-    real_publish = RunDirectory.publish
+    real_staged = RunDirectory.staged
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    def killed_at_the_final_weights(run, relative, **card):
+    @contextmanager
+    def killed_at_the_final_weights(run, relative, metrics=None):
         if relative == "model":
             raise KeyboardInterrupt
-        real_publish(run, relative, **card)
+        with real_staged(run, relative, metrics) as partial:
+            yield partial
 
-    monkeypatch.setattr(RunDirectory, "publish", killed_at_the_final_weights)
+    monkeypatch.setattr(RunDirectory, "staged", killed_at_the_final_weights)
     with pytest.raises(KeyboardInterrupt):
         train(config, data, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(RunDirectory, "publish", real_publish)
+    monkeypatch.setattr(RunDirectory, "staged", real_staged)
     assert not (tmp_path / "resumed" / "model").exists()
     assert _log(tmp_path / "resumed")[-1]["step"] == straight["step"]
 
