@@ -215,6 +215,11 @@ def pairs(records):
     return {(x, y) for r in records for x, y, _ in triples(r)}
 
 
+def unmarked_lists(records):
+    """Rule lists with their terminal marks removed."""
+    return {tuple((x, y) for x, y, _ in triples(r)) for r in records}
+
+
 def test_test_algorithms_never_occur_in_training(make_dataset):
     # 2 letters, one-letter patterns, 1-2 rules: so few algorithms exist that draws collide.
     tiny = {
@@ -236,6 +241,11 @@ def test_test_algorithms_never_occur_in_training(make_dataset):
     train, seen, test = (load_split(out, s) for s in SPLITS)
     assert len(rule_lists(train)) == 20 and len(rule_lists(test)) == 10
     assert not rule_lists(train) & rule_lists(test)
+    # Not even an algorithm that differs from a training one only in where it halts:
+    assert not unmarked_lists(train) & unmarked_lists(test)
+    report = inspect_dataset(out)
+    assert report["test_equal_to_training_up_to_terminal_marks"] == 0.0
+    assert report["checks"]["test algorithms differ from training ones with terminal marks removed"]
     assert rule_lists(seen) <= rule_lists(train)
     assert pairs(train) & pairs(test)  # whole algorithms differ, single rules are shared
 

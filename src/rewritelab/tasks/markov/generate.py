@@ -57,6 +57,13 @@ CLASSIC_DIR = Path(__file__).resolve().parents[4] / "examples" / "algorithms"
 Key = tuple[Rule, ...]  # an algorithm's identity: its rule list
 
 
+def unmarked(rules: Key) -> tuple[tuple[str, str], ...]:
+    """A rule list without its terminal marks: two algorithms that differ only in which rules
+    stop the run are the same algorithm to a disjointness check (an unseen algorithm must
+    differ from every training one in its rewrites, not only in where it halts)."""
+    return tuple((rule.x, rule.y) for rule in rules)
+
+
 PROBE_INPUTS = 8  # fresh inputs a drawn algorithm must halt on to be kept
 
 
@@ -197,10 +204,11 @@ def draw_algorithms(
     name: str,
     alphabet: str,
     rng: np.random.Generator,
-    taken: set[Key] = frozenset(),
+    taken: set[tuple] = frozenset(),
     taken_rules: set[tuple[str, str]] = frozenset(),
 ) -> list[MarkovAlgorithm]:
-    """`split.instructions` distinct algorithms that halt on probe inputs, avoiding `taken`."""
+    """`split.instructions` distinct algorithms that halt on probe inputs, none equal to one in
+    `taken` (rule lists without terminal marks, `unmarked`)."""
     sampler = AlgorithmSampler(split, alphabet)
     chosen: dict[Key, MarkovAlgorithm] = {}
     rejected = 0  # candidates rejected since the last one kept
@@ -210,7 +218,7 @@ def draw_algorithms(
         if (
             algorithm is None
             or algorithm.rules in chosen
-            or algorithm.rules in taken
+            or unmarked(algorithm.rules) in taken
             or any((r.x, r.y) in taken_rules for r in algorithm.rules)
         ):
             continue
@@ -340,13 +348,13 @@ def build_algorithm_splits(spec: DatasetSpec, bar: tqdm | None = None) -> dict:
     classic_rules = {(r.x, r.y) for a in classics.values() for r in a.rules}
     train_algorithms = draw_algorithms(
         spec.train, "train", spec.alphabet, stream(spec.seed, "train_algorithms", STREAMS),
-        taken={a.rules for a in classics.values()},
+        taken={unmarked(a.rules) for a in classics.values()},
         taken_rules=classic_rules if by_rules else set(),
     )  # fmt: skip
     train_rules = {(r.x, r.y) for a in train_algorithms for r in a.rules}
     test_algorithms = draw_algorithms(
         spec.test, "test", spec.alphabet, stream(spec.seed, "test_algorithms", STREAMS),
-        taken={a.rules for a in train_algorithms},
+        taken={unmarked(a.rules) for a in train_algorithms},
         taken_rules=train_rules if by_rules else set(),
     )  # fmt: skip
     train_ids = list(range(len(train_algorithms)))

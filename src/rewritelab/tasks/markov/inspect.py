@@ -71,6 +71,11 @@ class AlgorithmStatistics:
         return set().union(*self.algorithms.values())
 
     @property
+    def unmarked_lists(self) -> set[tuple]:
+        """The rule lists without their terminal marks."""
+        return {tuple((x, y) for x, y, _ in key) for key in self.rule_lists}
+
+    @property
     def rules(self) -> set[tuple[str, str]]:
         return {(x, y) for key in self.rule_lists for x, y, _ in key}
 
@@ -118,6 +123,7 @@ def inspect_algorithm_dataset(data_dir: Path, manifest: dict) -> dict:
         "version": manifest.get("version"),
         "disjoint": config.get("disjoint"),
         "classic": manifest.get("classic", {}),
+        "test_equal_to_training_up_to_terminal_marks": _share_equal_unmarked(splits),
         "splits": {name: stats.summary() for name, stats in splits.items()},
         "checks": checks,
     }
@@ -140,6 +146,9 @@ def _algorithm_checks(splits: dict[str, AlgorithmStatistics], disjoint: str | No
         "inputs and outputs hold no markers": all(s.marked_records == 0 for s in splits.values()),
         "an algorithm id names one rule list": all(len(keys) == 1 for keys in names.values()),
         "test algorithms are absent from training": not (train.rule_lists & test.rule_lists),
+        "test algorithms differ from training ones with terminal marks removed": not (
+            train.unmarked_lists & test.unmarked_lists
+        ),
         "train and test algorithm ids are disjoint": not (
             set(train.algorithms) & set(test.algorithms)
         ),
@@ -157,6 +166,15 @@ def _algorithm_checks(splits: dict[str, AlgorithmStatistics], disjoint: str | No
     return checks
 
 
+def _share_equal_unmarked(splits: dict[str, AlgorithmStatistics]) -> float:
+    """The share of test algorithms whose rule list, terminal marks removed, is a training
+    algorithm's (0 in every dataset rewritelab generates)."""
+    if "train" not in splits or "test" not in splits:
+        return 0.0
+    test = splits["test"].unmarked_lists
+    return len(test & splits["train"].unmarked_lists) / max(1, len(test))
+
+
 def format_algorithm_inspection(report: dict) -> str:
     """A readable text rendering of `inspect_algorithm_dataset`'s report."""
     lines = [
@@ -172,8 +190,10 @@ def format_algorithm_inspection(report: dict) -> str:
         ]
         lines += length_lines(s["lengths"], ("input", "output"))
     classic = report["classic"]
+    equal = report["test_equal_to_training_up_to_terminal_marks"]
     lines.append(
-        f"\ntest algorithms disjoint from train by {report['disjoint']}; classic: "
+        f"\ntest algorithms disjoint from train by {report['disjoint']}; equal to a training "
+        f"algorithm up to terminal marks: {equal:.1%}; classic: "
         + (", ".join(classic.get("used", {}).values()) or classic.get("note", "none"))
     )
     lines += check_lines(report["checks"])
