@@ -84,16 +84,21 @@ def test_generate_killed_at_random_moments_keeps_a_complete_dataset(old_dataset)
     assert [p.name for p in old_dataset.parent.iterdir()] == ["data"]
 
 
-def _children(pid: int) -> list[int]:
+def _processes(field: int, value: int) -> list[int]:
+    """Processes whose /proc stat field number `field` (after the name) is `value`."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if entry.name.isdigit() and int(fields[1]) == pid:
+        if entry.name.isdigit() and int(fields[field]) == value:
             found.append(int(entry.name))
     return found
+
+
+def _children(pid: int) -> list[int]:
+    return _processes(1, pid)  # the parent's pid
 
 
 def _alive(pid: int) -> bool:
@@ -145,15 +150,7 @@ def test_killed_sweep_takes_its_workers_along_and_resumes_each_point_once(tmp_pa
 
 def _in_session(session: int) -> list[int]:
     """Live processes of a session (the driver started one with `start_new_session`)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if entry.name.isdigit() and int(fields[3]) == session and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    return [pid for pid in _processes(3, session) if _alive(pid)]
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
