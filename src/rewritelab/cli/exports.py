@@ -6,21 +6,17 @@ import argparse
 import re
 from pathlib import Path
 
+from rewritelab.cli.options import check_output_file
 from rewritelab.core.errors import RewritelabError
 
 TASK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-
-
-def _refuse_existing(path: Path, force: bool) -> None:
-    if path.is_symlink() or (path.exists() and not force):
-        raise RewritelabError(f"{path} already exists (use --force to replace it)")
 
 
 def cmd_export_sft(args: argparse.Namespace) -> int:
     from rewritelab.model.text_exports import write_sft
 
     out = Path(args.out)
-    _refuse_existing(out, args.force)
+    check_output_file("--out", args.out, [args.data], args.force)
     count = write_sft(args.data, args.split, args.template, out)
     print(f"wrote {out} ({count} prompt-completion examples of {args.split})")
     return 0
@@ -34,7 +30,11 @@ def cmd_export_lm_eval(args: argparse.Namespace) -> int:
             f"--name must be letters, digits and '_', starting with a letter, got {args.name!r}"
         )
     out = Path(args.out)
-    _refuse_existing(out / f"{args.name}.yaml", args.force)
+    if out.is_dir():  # a folder that exists: each file of the task is checked as an output
+        for name in (f"{args.name}.yaml", f"{args.name}.jsonl"):
+            check_output_file("--out", str(out / name), [args.data], args.force)
+    else:  # a folder to create: checked as one new output
+        check_output_file("--out", args.out, [args.data], args.force)
     path = write_lm_eval_task(args.data, args.split, args.template, out, args.name)
     print(f"wrote {path}: lm_eval --include_path {out} --tasks {args.name} ...")
     return 0

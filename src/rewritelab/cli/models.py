@@ -8,7 +8,7 @@ import json
 from rewritelab.cli.options import (
     LOOP_SHORTCUTS,
     add_unverified_flag,
-    check_predictions_path,
+    check_output_file,
     print_accuracy,
     shortcut_overrides,
     switch_overrides,
@@ -46,7 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rewritelab.evaluation.evaluate import evaluate_run
 
-    check_predictions_path(args.predictions, [args.run, args.data], args.force)
+    check_output_file("--predictions", args.predictions, [args.run, args.data], args.force)
     metrics = evaluate_run(
         args.run, args.data, split=args.split, path=args.path,
         predictions_out=args.predictions, device=args.device, target=getattr(args, "target", None),

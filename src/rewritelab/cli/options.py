@@ -51,28 +51,27 @@ def print_accuracy(metrics: dict) -> None:
               f"{'-' if final is None else f'{final:.4f}'}")  # fmt: skip
 
 
-def check_predictions_path(path: str | None, inputs: list[str], force: bool) -> None:
-    """Refuse, before any work, a predictions file that could not be written, one that would
-    write through a symlink or into the run or dataset evaluated, and an existing file
-    without --force."""
+def check_output_file(flag: str, path: str | None, inputs: list[str], force: bool) -> None:
+    """Refuse, before any work, an output file (given as `flag`) that could not be written, one
+    that would write through a symlink or into a run or dataset the command reads, and an
+    existing file without --force."""
     if path is None:
         return
     target = Path(path)
     if target.is_symlink():
-        raise RewritelabError(f"--predictions {path} is a symlink: never written through")
+        raise RewritelabError(f"{flag} {path} is a symlink: never written through")
     if target.is_dir():
-        raise RewritelabError(f"--predictions {path} is a directory")
+        raise RewritelabError(f"{flag} {path} is a directory")
     if not target.parent.is_dir():
-        raise RewritelabError(f"--predictions {path}: no directory {target.parent}")
+        raise RewritelabError(f"{flag} {path}: no directory {target.parent}")
     where = target.resolve()
     for source in inputs:
         if where.is_relative_to(Path(source).resolve()):
             raise RewritelabError(
-                f"--predictions {path} is inside {source}, which this command reads: "
-                "write it elsewhere"
+                f"{flag} {path} is inside {source}, which this command reads: write it elsewhere"
             )
     if target.exists() and not force:
-        raise RewritelabError(f"--predictions {path} exists (use --force to replace it)")
+        raise RewritelabError(f"{flag} {path} exists (use --force to replace it)")
 
 
 # Shortcut flags every training command has: flag -> (config key, type)
