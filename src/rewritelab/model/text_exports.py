@@ -57,8 +57,7 @@ def text_examples(data_dir: str | Path, split: str, template: str) -> list[dict]
 def write_sft(data_dir: str | Path, split: str, template: str, out: str | Path) -> int:
     """Write a split as prompt-completion JSON lines (TRL's SFTTrainer format); the count."""
     examples = text_examples(data_dir, split, template)
-    lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)
-    write_text_atomic(Path(out), lines)
+    write_text_atomic(Path(out), _json_lines(examples))
     return len(examples)
 
 
@@ -72,7 +71,7 @@ def write_lm_eval_task(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = (out_dir / f"{name}.jsonl").resolve()
-    write_text_atomic(data, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
+    write_text_atomic(data, _json_lines(examples))
     longest = max((len(e["completion"]) for e in examples), default=1)
     stop = EOS if template == "native" else "\n"
     task = {
@@ -92,3 +91,7 @@ def write_lm_eval_task(
     path = out_dir / f"{name}.yaml"
     write_text_atomic(path, json.dumps(task, indent=2, ensure_ascii=False) + "\n")  # YAML ⊃ JSON
     return path
+
+
+def _json_lines(examples: list[dict]) -> str:
+    return "".join(json.dumps(example, ensure_ascii=False) + "\n" for example in examples)
