@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from rewritelab.analysis import transition
 from rewritelab.analysis.transition import (
     BELOW,
     BEYOND,
@@ -133,3 +134,44 @@ def test_few_seeds_few_points_and_seed_only_resampling_are_reported():
     result = analyse_transition(no_rules, replicates=40)
     assert result["bootstrap"]["resampled"] == "seeds"
     assert any("only 2 seed(s)" in w for w in result["warnings"])
+
+
+def test_batched_bootstrap_fits_are_the_fits_scipy_makes_one_by_one():
+    """fit_replicates against fit_logistic replicate by replicate, from the same start. On a
+    smooth rise and on a flat floor they are the same fit; on a step sharper than the grid the
+    crossing between two grid points is barely identified, and the batched fit is never a
+    worse least-squares fit than scipy's (sometimes a better one)."""
+    rng = np.random.default_rng(5)
+    for slope, ceiling, same in [(2.0, 0.95, True), (1.0, 0.02, True), (40.0, 1.0, False)]:
+        found = observations(GRID, 4, 40, 0.2, rng, floor=0.0, ceiling=ceiling, slope=slope,
+                             midpoint_i=150)  # fmt: skip
+        pooled = fit_logistic([o.instructions for o in found], [o.accuracy for o in found])
+        _, xs, ys = transition._resample(found, np.random.default_rng(6), 60)
+        batched = transition.fit_replicates(xs, ys, pooled)
+        for x, y, fit in zip(xs, ys, batched, strict=True):
+            alone = fit_logistic(x, y, start=pooled)
+            cost = [float(((f.predict(x) - y) ** 2).sum()) for f in (fit, alone)]
+            assert cost[0] <= cost[1] * (1 + 1e-6) + 1e-12
+            if same:
+                ours, theirs = fit.crossing(0.5, (4, 4096)), alone.crossing(0.5, (4, 4096))
+                assert ours[1] == theirs[1]
+                if ours[0] is not None:
+                    assert math.log2(ours[0]) == pytest.approx(math.log2(theirs[0]), abs=1e-5)
+
+
+def test_the_few_seeds_correction_widens_the_interval_by_the_t_factor():
+    """Each bootstrap I50 moves away from the estimate by t(k-1)/z * sqrt(k/(k-1)) doublings
+    per doubling: 2.689 for 3 seeds, 1.216 for 10 (Student's t and normal quantiles)."""
+    rng = np.random.default_rng(8)
+    for seeds, factor in ((3, 2.6885), (10, 1.2158)):
+        found = observations(GRID, seeds, 50, 0.25, rng, floor=0.0, ceiling=0.97, slope=2.0,
+                             midpoint_i=150)  # fmt: skip
+        plain = analyse_transition(found, replicates=200)
+        wide = analyse_transition(found, replicates=200, few_seeds_correction=True)
+        assert wide["i50"] == plain["i50"]
+        centre = math.log2(plain["i50"])
+        for bound in (0, 1):
+            stretched = (math.log2(wide["i50_ci"][bound]) - centre) / (
+                math.log2(plain["i50_ci"][bound]) - centre
+            )
+            assert stretched == pytest.approx(factor, rel=1e-3)

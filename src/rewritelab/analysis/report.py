@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rewritelab.analysis.adaptive_search import search_lines
 from rewritelab.analysis.figures import (
     FigureData,
     line_label,
@@ -189,11 +190,13 @@ def kind_of(name: str, rows: list[dict]) -> str:
 
 
 def build_section(
-    name: str, preset: str, rows: list[dict], out_dir: Path, superseded: int = 0
-) -> tuple[list, dict]:
+    name: str, preset: str, rows: list[dict], out_dir: Path, superseded: int = 0,
+    search: list[dict] | None = None,
+) -> tuple[list, dict]:  # fmt: skip
     """The report section of one experiment/preset and its analysis for `summary.json`:
-    summary line, figure, transition, tables, paper claim and verdict, failures. `superseded`:
-    how many older rows of its points were left out (`current_rows`)."""
+    summary line, figure, transition, the adaptive search's rounds (`search`, if it ran),
+    tables, paper claim and verdict, failures. `superseded`: how many older rows of its points
+    were left out (`current_rows`)."""
     kind = kind_of(name, rows)
     rows = distinguish_configs(rows)
     entries = aggregate(rows)
@@ -230,6 +233,9 @@ def build_section(
         analysis["figures"] = files
         lines += [f"![{name}]({files[0]}) ([PDF]({files[1]}))", ""]
     lines += transition_lines(transitions)
+    if search:
+        lines += search_lines(search)
+        analysis["search"] = search
     lines.append(markdown_table(entries))
     if KINDS[kind].table and entries:
         caption, table = KINDS[kind].table
@@ -334,6 +340,7 @@ def write_report(database_path: str | Path, out_dir: str | Path, run: dict | Non
     database = ResultsDatabase(database_path, readonly=True)
     try:
         rows = database.rows()
+        searches = database.search_rounds()
     finally:
         database.close()
     if not rows:
@@ -366,7 +373,7 @@ def write_report(database_path: str | Path, out_dir: str | Path, run: dict | Non
     analyses = {}
     for (name, preset), members in sorted(by_experiment.items()):
         section, analyses[f"{name}/{preset}"] = build_section(
-            name, preset, members, out_dir, dropped[(name, preset)]
+            name, preset, members, out_dir, dropped[(name, preset)], searches.get((name, preset))
         )
         lines += section + [""]
         summary[f"{name}/{preset}"] = aggregate(distinguish_configs(members))

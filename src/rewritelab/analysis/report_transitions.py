@@ -62,7 +62,7 @@ def _step_accuracy(row: dict, which: str, accuracy: str) -> float | None:
     return max(logged) if which == "best_step" else logged[-1]
 
 
-def _observations(rows: list[dict], which: str, accuracy: str):
+def transition_observations(rows: list[dict], which: str, accuracy: str):
     """One Observation of `accuracy` per finished run of a line: the final full evaluation
     (with per-rule accuracies where stored) or a step from the training history (None if any
     run lacks it)."""
@@ -99,7 +99,7 @@ def line_transitions(rows: list[dict], accuracy: str = "unseen_accuracy") -> dic
     for label, members in lines.items():
         transitions[label] = {}
         for which in ("final", "best_step", "final_step"):
-            observations = _observations(members, which, accuracy)
+            observations = transition_observations(members, which, accuracy)
             if observations:
                 analysis = analyse_transition(observations)
                 transitions[label][which] = analysis | {"accuracy": accuracy}

@@ -30,9 +30,9 @@ def _sweep(args: argparse.Namespace) -> tuple[Path, dict]:
     experiment = load_experiment(find_experiment(args.experiment), args.preset)
     jobs = default_jobs(experiment) if args.jobs is None else args.jobs
     check_executor(args.executor, jobs)  # before the database exists
-    workdir = Path(args.workdir or f"runs/{experiment.name}-{experiment.preset}")
-    if workdir.exists() and not workdir.is_dir():
-        raise RewritelabError(f"--workdir {workdir} exists and is not a directory")
+    if args.adaptive:
+        return _adaptive_sweep(args, experiment, jobs)
+    workdir = _workdir(args, experiment)
     database_path = Path(args.db) if args.db else workdir / "results.sqlite"
     database = ResultsDatabase(database_path)
     print(f"{experiment.title}: {len(experiment.points())} points -> {database_path}")
@@ -49,12 +49,52 @@ def _sweep(args: argparse.Namespace) -> tuple[Path, dict]:
         database.close()
     print(f"done {counts['done']}, failed {counts['failed']}, already there {counts['skipped']}"
           + (f", running in another sweep {counts['busy']}" if counts["busy"] else ""))  # fmt: skip
+    return database_path, counts | {"failed_total": _list_failed(failed)}
+
+
+def _list_failed(failed: list[dict]) -> int:
     if failed:
         print(f"{len(failed)} points failed (rerun with --retry-failed to retry them):")
         for row in failed:
             print(f"  failed: {row['factors']} seed {row['seed']}: {row['error']}")
-    counts["failed_total"] = len(failed)
-    return database_path, counts
+    return len(failed)
+
+
+def _workdir(args: argparse.Namespace, experiment, suffix: str = "") -> Path:
+    workdir = Path(args.workdir or f"runs/{experiment.name}-{experiment.preset}{suffix}")
+    if workdir.exists() and not workdir.is_dir():
+        raise RewritelabError(f"--workdir {workdir} exists and is not a directory")
+    return workdir
+
+
+def _adaptive_sweep(args: argparse.Namespace, experiment, jobs: int) -> tuple[Path, dict]:
+    """The adaptive transition search (`--adaptive`): rounds of points where I50 is, each
+    through the chosen executor, until its interval is narrow enough or its budget spent."""
+    from rewritelab.analysis.adaptive_search import run_adaptive_sweep, search_settings
+    from rewritelab.sweep.database import ResultsDatabase
+
+    if experiment.pretrain:
+        raise RewritelabError("--adaptive does not make a pretrain table's base model: "
+                              "run the sweep once without it first")  # fmt: skip
+    settings = search_settings(experiment.adaptive, f"{experiment.source} adaptive")
+    workdir = _workdir(args, experiment, "-adaptive")
+    database_path = Path(args.db) if args.db else workdir / "results.sqlite"
+    database = ResultsDatabase(database_path)
+    print(f"{experiment.title}: adaptive search (at most {settings.budget} runs) -> "
+          f"{database_path}")  # fmt: skip
+    try:
+        rounds = run_adaptive_sweep(
+            experiment, database, workdir, settings, executor=args.executor, jobs=jobs,
+            retry_failed=args.retry_failed, address=args.address, progress=not args.quiet,
+        )  # fmt: skip
+        ids = {a["point_id"] for r in database.search_rounds()[(experiment.name,
+               experiment.preset)] for a in r["additions"]}  # fmt: skip
+        failed = [r for r in database.rows() if r["point_id"] in ids and r["status"] == "failed"]
+    finally:
+        database.close()
+    last = rounds[-1]
+    print(f"adaptive search: {len(rounds)} rounds, {last.runs} runs, stopped: {last.stop}")
+    return database_path, {"failed_total": _list_failed(failed)}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -103,8 +143,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if args.companions:
             raise RewritelabError("--companions goes with `reproduce all`")
         return reproduce_one(args, args.experiment, args.out)
-    if args.workdir or args.db:
-        raise RewritelabError("reproduce all takes no --workdir or --db (one per experiment)")
+    if args.workdir or args.db or args.adaptive:
+        raise RewritelabError(
+            "reproduce all takes no --workdir, --db or --adaptive (one search per experiment)"
+        )
     runs = experiments_with_preset(args.preset, args.companions)
     if not runs:
         raise RewritelabError(f"no experiment in experiments/ has a preset {args.preset!r}")
@@ -151,6 +193,7 @@ def reproduce_one(args: argparse.Namespace, name: str, out: str | Path | None) -
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     database_path, counts = _sweep(argparse.Namespace(**{**vars(args), "experiment": name}))
     command = ["rewritelab", "reproduce", name] + (["--preset", args.preset] if args.preset else [])
+    command += ["--adaptive"] if args.adaptive else []
     run = {
         "command": shlex.join(command),
         "wall_s": round(time.perf_counter() - started, 1),
@@ -180,6 +223,11 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     parser.add_argument("--retry-failed", action="store_true", help="run failed points again")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--adaptive", action="store_true",
+        help="place instruction counts and seeds where the transition is, round by round, "
+        "until the I50 interval is narrow (the experiment's [adaptive] table)",
+    )  # fmt: skip
 
 
 def add_experiment_commands(commands) -> None:

@@ -57,6 +57,14 @@ CREATE TABLE IF NOT EXISTS points (
     heartbeat REAL
 );
 CREATE INDEX IF NOT EXISTS points_by_experiment ON points (experiment, preset, status);
+CREATE TABLE IF NOT EXISTS search_rounds (
+    experiment TEXT NOT NULL,
+    preset TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (experiment, preset, round)
+);
 """
 
 COLUMNS = (
@@ -225,6 +233,30 @@ class ResultsDatabase:
                     point_id,
                 ),
             )
+
+    def record_round(self, experiment: str, preset: str, number: int, decision: dict) -> None:
+        """Store round `number` of an adaptive search (what it fitted, added and why); a
+        resumed search that decides the round again replaces it."""
+        with self._transaction():
+            self.connection.execute(
+                "INSERT OR REPLACE INTO search_rounds VALUES (?, ?, ?, ?, ?)",
+                (experiment, preset, number, json.dumps(decision), _now()),
+            )
+
+    def search_rounds(self) -> dict[tuple[str, str], list[dict]]:
+        """Every recorded adaptive search round, by (experiment, preset), in order (none in a
+        database written before searches were recorded)."""
+        tables = {row[0] for row in self.connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+        if "search_rounds" not in tables:
+            return {}
+        rounds: dict[tuple[str, str], list[dict]] = {}
+        for experiment, preset, decision in self.connection.execute(
+            "SELECT experiment, preset, decision FROM search_rounds "
+            "ORDER BY experiment, preset, round"
+        ):
+            rounds.setdefault((experiment, preset), []).append(json.loads(decision))
+        return rounds
 
     def delete(self, point_ids: list[str]) -> None:
         """Remove these points' rows, in one transaction."""

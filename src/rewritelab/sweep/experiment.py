@@ -37,6 +37,10 @@ library), `out` (the run directory, which must be `train.base`) and `config` (a 
 config, see `rewritelab.training.pretrain`). The sweep makes it, or resumes or checks it; while it
 trains, the points that need only its architecture run (`runner.base_of`).
 
+An `[adaptive]` table (top level or in a preset) sets the adaptive transition search that
+`--adaptive` runs instead of the grid (`rewritelab.analysis.adaptive_search.SearchSettings`):
+it takes the grid's smallest and largest instruction count as its range.
+
 `redraw_unmastered = N` (top level or in a preset) retrains a point whose model ends on the
 optimisation plateau (seen accuracy below 0.95 and a final training loss of at least 0.05: it
 never fit its own training examples; `runner.on_plateau`) from a fresh draw, up to N times:
@@ -71,11 +75,12 @@ from rewritelab.tasks.spec_files import spec_from_dict
 
 TOP_KEYS = {
     "name", "title", "kind", "description", "method", "seeds", "dataset", "train", "grid",
-    "presets", "pretrain", "redraw_unmastered",
+    "presets", "pretrain", "redraw_unmastered", "adaptive",
 }  # fmt: skip
 METHODS = ("train", "finetune")  # from-scratch training, or fine-tuning a pretrained model
 PRESET_KEYS = {
     "seeds", "dataset", "train", "grid", "description", "pretrain", "extends", "redraw_unmastered",
+    "adaptive",
 }  # fmt: skip
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")  # safe as a file or directory name
 
@@ -142,6 +147,7 @@ class Experiment:
     method: str = "train"
     pretrain: dict[str, Any] = field(default_factory=dict)  # how to make train.base, if given
     redraws: int = 0  # `redraw_unmastered`
+    adaptive: dict[str, Any] = field(default_factory=dict)  # the adaptive search's settings
 
     def points(self) -> list[Point]:
         """Every grid point times every seed, in a stable order (seeds innermost)."""
@@ -149,10 +155,11 @@ class Experiment:
         points = []
         for values in itertools.product(*(self.grid[n] for n in names)):
             for seed in self.seeds:
-                points.append(self._point(dict(zip(names, values, strict=True)), seed))
+                points.append(self.point_at(dict(zip(names, values, strict=True)), seed))
         return points
 
-    def _point(self, chosen: dict[str, Any], seed: int) -> Point:
+    def point_at(self, chosen: dict[str, Any], seed: int) -> Point:
+        """The point with factor values `chosen` (each as a grid would list it) and `seed`."""
         config = {"dataset": copy.deepcopy(self.dataset), "train": copy.deepcopy(self.train)}
         labels = {}
         for name, value in chosen.items():
@@ -248,6 +255,7 @@ def load_experiment(path: str | Path, preset: str | None = None) -> Experiment:
         method=data.get("method", "train"),
         pretrain=data.get("pretrain", {}),
         redraws=_redraw_count(data.get("redraw_unmastered", 0), path),
+        adaptive=data.get("adaptive", {}),
     )
     if experiment.method not in METHODS:
         raise RewritelabError(f"{path}: method must be one of {METHODS}, got {experiment.method!r}")

@@ -245,12 +245,14 @@ def run_sweep(
     address: str | None = None,
     progress: bool = True,
     base: Future | None = None,
+    points: list[Point] | None = None,
 ) -> dict[str, int]:
-    """Run every point of `experiment` not yet done; return counts: `done` and `failed` (this
-    run), `skipped` (done before), `failed_earlier` (failed before, not retried) and `busy`
-    (being run by another sweep). `base`, the future of a base model still training
-    (`base_of`): the points that need no weights run first, and the others once it is done."""
-    points = experiment.points()
+    """Run every point of `experiment` (or only `points`) not yet done; return counts: `done`
+    and `failed` (this run), `skipped` (done before), `failed_earlier` (failed before, not
+    retried) and `busy` (being run by another sweep). `base`, the future of a base model still
+    training (`base_of`): the points that need no weights run first, and the others once it is
+    done."""
+    points = experiment.points() if points is None else points
     database.plan(points)
     before = {p.point_id: database.status(p.point_id) for p in points}
     skip = {"done"} if retry_failed else {"done", "failed"}
