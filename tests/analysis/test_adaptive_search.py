@@ -21,7 +21,7 @@ from rewritelab.analysis.adaptive_search import (
 from rewritelab.analysis.search_simulation import SyntheticCurve, coverage, draw_curve, simulate
 from rewritelab.core.errors import RewritelabError
 
-FAST = SearchSettings(replicates=200)  # the test's bootstrap: 200 replicates, else defaults
+FAST = SearchSettings(replicates=100)  # the fewest replicates allowed, else the defaults
 
 
 def test_the_coarse_grid_doubles_from_the_smallest_count_and_ends_on_the_largest():
@@ -84,7 +84,7 @@ def test_a_search_stops_converged_only_when_its_interval_is_narrow_and_well_seed
 
 
 def test_the_budget_caps_the_runs():
-    tight = SearchSettings(replicates=200, budget=18, target_width=0.05)
+    tight = SearchSettings(replicates=100, budget=18, target_width=0.05)
     result = simulate(1, 16, 1024, tight)
     assert result.runs == 18 and result.rounds[-1].stop == BUDGET_SPENT
 
@@ -155,7 +155,7 @@ COVERAGE_SEARCHES = 200
 
 def test_the_reported_interval_holds_the_true_i50_in_at_least_90_percent_of_200_searches():
     """The search's 95% interval, over 200 synthetic curves (I50 anywhere in 23..724, slopes
-    1.5-6 per doubling, seeds shifted by 0.05-0.3 doublings), with the test's 200 bootstrap
+    1.5-6 per doubling, seeds shifted by 0.05-0.3 doublings), with the test's 100 bootstrap
     replicates; benchmarks/bench_sweep.py measures it with the default 1,000."""
     searches = [simulate(s, 16, 1024, FAST) for s in range(COVERAGE_SEARCHES)]
     measured = coverage(searches)

@@ -9,11 +9,12 @@ import json
 import pytest
 from tiny_sweep import TINY
 
-from rewritelab.analysis.adaptive_search import SearchSettings, run_adaptive_sweep
+from rewritelab.analysis.adaptive_search import SearchSettings
+from rewritelab.analysis.adaptive_sweep import run_adaptive_sweep
 from rewritelab.analysis.report import write_report
 from rewritelab.analysis.search_simulation import SyntheticCurve
 from rewritelab.cli.main import main
-from rewritelab.sweep import ResultsDatabase, load_experiment
+from rewritelab.sweep import ResultsDatabase, load_experiment, run_sweep
 from rewritelab.sweep import runner as runner_module
 
 CURVE = SyntheticCurve(midpoint=6.0, slope=3.0, ceiling=0.97, seed_spread=0.15)
@@ -51,7 +52,11 @@ def test_the_search_runs_its_rounds_through_the_sweep_and_resumes_without_rerunn
     experiment = load_experiment(path)
     settings = SearchSettings(replicates=200, budget=30)
     database = ResultsDatabase(tmp_path / "results.sqlite")
-    rounds = run_adaptive_sweep(experiment, database, tmp_path, settings, progress=False)
+
+    def run_points(points):
+        return run_sweep(experiment, database, tmp_path, points=points, progress=False)
+
+    rounds = run_adaptive_sweep(experiment, database, settings, run_points)
     assert rounds[-1].stop is not None and len(rounds) > 2
     planned = [(a.instructions, a.seed) for r in rounds for a in r.additions]
     assert sorted(synthetic_runs) == sorted(planned)  # each planned run ran once
@@ -62,7 +67,7 @@ def test_the_search_runs_its_rounds_through_the_sweep_and_resumes_without_rerunn
     assert {a["point_id"] for r in recorded for a in r["additions"]} == ids
     assert all(a["reason"] for r in recorded for a in r["additions"])
     synthetic_runs.clear()
-    again = run_adaptive_sweep(experiment, database, tmp_path, settings, progress=False)
+    again = run_adaptive_sweep(experiment, database, settings, run_points)
     assert [r.to_dict() for r in again] == [r.to_dict() for r in rounds]
     assert synthetic_runs == []  # a resumed search replays its rounds from the database
     database.close()
@@ -74,7 +79,7 @@ def test_the_search_runs_its_rounds_through_the_sweep_and_resumes_without_rerunn
 
 
 def test_a_search_needs_one_curve_with_a_range_of_counts(tmp_path):
-    from rewritelab.analysis.adaptive_search import instruction_range
+    from rewritelab.analysis.adaptive_sweep import instruction_range
     from rewritelab.core.errors import RewritelabError
 
     path = tmp_path / "t.toml"

@@ -59,6 +59,24 @@ def test_bf16_only_where_the_hardware_computes_it():
     assert autocast_dtype(cpu, bf16=True) == (torch.bfloat16 if cpu_has_bf16() else None)
 
 
+def test_the_run_logs_the_precision_it_computed_in(data, tmp_path, monkeypatch):
+    """bf16 = true computes in bf16 only on a CPU that has it, and says which: a CPU without
+    it falls back to fp32 (the log says fp32); one with it (patched here) says bf16."""
+    from rewritelab.core import hardware
+
+    def logged(name: str, **settings) -> str:
+        train(tiny_config(max_steps=2, eval_every=2, model=SMALL, **settings), data,
+              tmp_path / name, progress=False)  # fmt: skip
+        return json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[-1])[
+            "precision"
+        ]
+
+    assert logged("asked", bf16=True) == ("bf16" if cpu_has_bf16() else "fp32")
+    assert logged("fp32", bf16=False) == "fp32"
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: True)
+    assert logged("native", bf16=True) == "bf16"
+
+
 def test_device_is_chosen_at_run_start_not_at_validation():
     config = tiny_config(device="cuda:0")  # validates on a machine without CUDA
     assert config.device == "cuda:0"

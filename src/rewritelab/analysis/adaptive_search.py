@@ -24,7 +24,8 @@ outcome (on a CPU) does not, so a budget in runs keeps the sequence of points a 
 the results alone. Every decision depends only on finished runs' results and the fixed
 bootstrap seed: the same runs give the same points, and a killed search resumes by replaying
 its rounds from the results database. Each round is recorded there with the reason for every
-point it added (`ResultsDatabase.record_round`), and the report lists them.
+point it added (`ResultsDatabase.record_round`; `adaptive_sweep` runs it on a sweep), and
+the report lists them.
 """
 
 from __future__ import annotations
@@ -33,17 +34,11 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rewritelab.analysis.transition import OFF_GRID as OFF_GRID_NAMES
 from rewritelab.analysis.transition import WITHIN, Observation, analyse_transition
 from rewritelab.core.errors import RewritelabError
-from rewritelab.core.paper import INSTRUCTIONS
-
-if TYPE_CHECKING:
-    from rewritelab.sweep.database import ResultsDatabase
-    from rewritelab.sweep.experiment import Experiment, Point
 
 CONVERGED, BUDGET_SPENT, OFF_GRID, NOTHING_TO_ADD = (
     "converged", "budget spent", "off the grid", "nothing left to add",
@@ -240,57 +235,6 @@ def search(
         rounds.append(next_round(len(rounds), observe(planned), planned, settings))
     on_round(rounds[-1])
     return rounds
-
-
-# ---------------------------------------------------------------- on a sweep
-
-
-def instruction_range(experiment: Experiment) -> tuple[int, int, dict[str, Any]]:
-    """The smallest and largest instruction count of the experiment's grid, and the other
-    factors' values, which must be one each: the search follows one curve."""
-    counts = experiment.grid.get(INSTRUCTIONS)
-    if not counts or len(counts) < 2 or not all(isinstance(c, int) for c in counts):
-        raise RewritelabError(f"{experiment.source}: an adaptive search needs at least two "
-                              f"instruction counts in the grid ({INSTRUCTIONS})")  # fmt: skip
-    others = {name: values for name, values in experiment.grid.items() if name != INSTRUCTIONS}
-    for name, values in others.items():
-        if len(values) != 1:
-            raise RewritelabError(f"{experiment.source}: an adaptive search follows one curve, "
-                                  f"but grid factor {name!r} has {len(values)} values")  # fmt: skip
-    return min(counts), max(counts), {name: values[0] for name, values in others.items()}
-
-
-def run_adaptive_sweep(
-    experiment: Experiment, database: ResultsDatabase, workdir: str | Path,
-    settings: SearchSettings, **sweep_options: Any,
-) -> list[Round]:  # fmt: skip
-    """The search on a real sweep: each round's runs go through `run_sweep` (any executor,
-    `sweep_options` as it takes them), are read back from the results database, and each
-    round is recorded there with its points' ids. Returns every round."""
-    from rewritelab.analysis.kinds import KINDS
-    from rewritelab.analysis.report_transitions import fitted_accuracy, transition_observations
-    from rewritelab.sweep.runner import run_sweep
-
-    low, high, others = instruction_range(experiment)
-
-    def point(level: int, seed: int) -> Point:
-        return experiment.point_at({INSTRUCTIONS: level, **others}, seed)
-
-    def observe(planned: list[tuple[int, int]]) -> list[Observation]:
-        points = [point(level, seed) for level, seed in planned]
-        run_sweep(experiment, database, workdir, points=points, **sweep_options)
-        ids = {p.point_id for p in points}
-        rows = [r for r in database.rows() if r["point_id"] in ids and r["status"] == "done"]
-        accuracy = fitted_accuracy(KINDS[experiment.kind].noop_split, rows)
-        return transition_observations(rows, "final", accuracy) if rows else []
-
-    def record(found: Round) -> None:
-        decision = found.to_dict()
-        for addition in decision["additions"]:
-            addition["point_id"] = point(addition["instructions"], addition["seed"]).point_id
-        database.record_round(experiment.name, experiment.preset, found.number, decision)
-
-    return search(low, high, settings, observe, record)
 
 
 def search_lines(rounds: list[dict]) -> list[str]:

@@ -214,7 +214,7 @@ def build_section(
             else ""
         )
         + f"compute time {compute_s / 60:.1f} min; "
-        f"devices: {', '.join(sorted({r['device'] or '?' for r in done})) or '–'}."
+        f"devices: {', '.join(sorted({_device(r) for r in done})) or '–'}."
     )
     lines.append("")
     analysis: dict[str, Any] = {"kind": kind, "compute_s": compute_s, "figures": [],
@@ -254,6 +254,12 @@ def build_section(
     for row in failed:
         lines.append(f"- failed: {row['factors']} seed {row['seed']}: `{row['error']}`")
     return lines, analysis
+
+
+def _device(row: dict) -> str:
+    """'cpu (fp32)': the device and, where the run logged it, the precision it computed in."""
+    precision = ((row.get("metrics") or {}).get("final_train") or {}).get("precision")
+    return (row["device"] or "?") + (f" ({precision})" if precision else "")
 
 
 def mastery_lines(done: list[dict]) -> tuple[list[str], dict]:

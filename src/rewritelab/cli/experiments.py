@@ -70,8 +70,10 @@ def _workdir(args: argparse.Namespace, experiment, suffix: str = "") -> Path:
 def _adaptive_sweep(args: argparse.Namespace, experiment, jobs: int) -> tuple[Path, dict]:
     """The adaptive transition search (`--adaptive`): rounds of points where I50 is, each
     through the chosen executor, until its interval is narrow enough or its budget spent."""
-    from rewritelab.analysis.adaptive_search import run_adaptive_sweep, search_settings
+    from rewritelab.analysis.adaptive_search import search_settings
+    from rewritelab.analysis.adaptive_sweep import run_adaptive_sweep
     from rewritelab.sweep.database import ResultsDatabase
+    from rewritelab.sweep.runner import run_sweep
 
     if experiment.pretrain:
         raise RewritelabError("--adaptive does not make a pretrain table's base model: "
@@ -83,10 +85,10 @@ def _adaptive_sweep(args: argparse.Namespace, experiment, jobs: int) -> tuple[Pa
     print(f"{experiment.title}: adaptive search (at most {settings.budget} runs) -> "
           f"{database_path}")  # fmt: skip
     try:
-        rounds = run_adaptive_sweep(
-            experiment, database, workdir, settings, executor=args.executor, jobs=jobs,
+        rounds = run_adaptive_sweep(experiment, database, settings, lambda points: run_sweep(
+            experiment, database, workdir, executor=args.executor, jobs=jobs, points=points,
             retry_failed=args.retry_failed, address=args.address, progress=not args.quiet,
-        )  # fmt: skip
+        ))  # fmt: skip
         ids = {a["point_id"] for r in database.search_rounds()[(experiment.name,
                experiment.preset)] for a in r["additions"]}  # fmt: skip
         failed = [r for r in database.rows() if r["point_id"] in ids and r["status"] == "failed"]

@@ -195,7 +195,8 @@ class Loop:
         self.trainee, self.config, self.run_dir = trainee, config, run
         self.total_steps = total_steps
         self.device = next(trainee.model.parameters()).device
-        self.precision = partial(precision, self.device, autocast_dtype(self.device, config.bf16))
+        self.dtype = autocast_dtype(self.device, config.bf16)  # bf16 only where native, or None
+        self.precision = partial(precision, self.device, self.dtype)
         self.optimizer = make_optimizer(trainee.model, config)
         self.loss = trainee.loss
         if self.device.type == "cuda" and config.compile:
@@ -218,8 +219,8 @@ class Loop:
         return step
 
     def run(self, start_step: int = 0, progress: bool = True) -> dict:
-        """Steps `start_step` to the end, evaluating and checkpointing on schedule; writes the
-        final weights and returns the last logged metrics."""
+        """Steps `start_step` to the end, evaluating and checkpointing; saves the final weights
+        and returns the last logged metrics."""
         self.run_dir.open_logs(start_step, self.config.tracker)
         bar = progress_bar(progress, total=self.total_steps, initial=start_step, desc="train")
         window = _Window(self.device)
@@ -296,6 +297,7 @@ class Loop:
             "steps_per_s": window["steps_per_s"],
             "train_tokens": tokens_before + window["tokens"],
             "elapsed_s": self.run_dir.elapsed_s(),
+            "precision": "bf16" if self.dtype else "fp32",
         }
         self.run_dir.log(metrics)
         self.checkpoint(step)
