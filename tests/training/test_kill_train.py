@@ -102,6 +102,19 @@ def _killed_at_first_checkpoint(data: Path, out: Path) -> None:
     process.wait()
 
 
+def test_a_resumed_run_counts_the_training_time_before_the_kill(straight, tmp_path):
+    """elapsed_s goes on from the time logged at the checkpoint it resumes from: it never
+    falls back, so a resumed run's recorded compute time is the whole run's."""
+    data, _ = straight
+    out = tmp_path / "run"
+    _killed_at_first_checkpoint(data, out)
+    before = [json.loads(line)["elapsed_s"] for line in (out / "metrics.jsonl").open()]
+    _finish(data, out)
+    logged = [json.loads(line)["elapsed_s"] for line in (out / "metrics.jsonl").open()]
+    assert logged[: len(before)] == before and len(logged) > len(before)
+    assert logged == sorted(logged) and logged[len(before)] > before[-1]
+
+
 def test_a_kill_while_resume_trims_the_log_loses_no_history(straight, tmp_path):
     """Resume drops log lines from beyond its checkpoint; killed while it does, the log still
     holds every line (the trimmed log replaces it in one rename), and the run completes."""

@@ -229,13 +229,17 @@ class RunDirectory:
 
     def open_logs(self, start_step: int, tracker: str = "tensorboard") -> None:
         """Drop log lines from beyond the resumed step (the log is replaced in one rename, so a
-        kill leaves the old log or the new one, never a cut one), open the tracker."""
+        kill leaves the old log or the new one, never a cut one), open the tracker. A resumed
+        run's clock goes on from the time logged at its checkpoint, so `elapsed_s` is the
+        training time of the whole run (less the steps a kill threw away)."""
         path = self.path / METRICS
         lines = _read_lines(path)
         kept = [line for line in lines if json.loads(line)["step"] <= start_step]
         if path.exists() and (len(kept) < len(lines) or not _ends_with_newline(path)):
             text = "".join(line + "\n" for line in kept)
             write_text_atomic(path, text, moment="metrics-rewritten")
+        if kept:
+            self.started = time.perf_counter() - json.loads(kept[-1]).get("elapsed_s", 0.0)
         self.tracker = open_tracker(tracker, self.path, self.recorded()["config"], start_step)
 
     def log(self, metrics: dict) -> None:
