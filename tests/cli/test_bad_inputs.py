@@ -148,6 +148,9 @@ def world(tmp_path_factory, tiny_run) -> dict[str, str]:
         "exp_text_redraws": TINY_EXPERIMENT + '[presets.cpu]\nredraw_unmastered = "twice"\n',
         "exp_bad_preset": TINY_EXPERIMENT + "[presets.cpu]\nfoo = 1\n",
         "exp_preset_name": TINY_EXPERIMENT + '[presets."../up"]\nseeds = 1\n',
+        "exp_adaptive_bad": TINY_EXPERIMENT + '[grid]\n"dataset.train.instructions" = [2, 4]\n'
+                            '[adaptive]\nbudget = "lots"\n',
+        "exp_adaptive_one_count": TINY_EXPERIMENT,  # no grid: no range of instruction counts
         "exp_impossible": TINY_EXPERIMENT.replace("instructions = 2\nexamples = 40",
                                                   "instructions = 100000\nexamples = 40"),
     }  # fmt: skip
@@ -478,6 +481,8 @@ for command in ("sweep", "reproduce"):
         _case(f"{command}-impossible-grid", *run, "{exp_impossible}"),
         _case(f"{command}-nonutf8", *run, "{exp_nonutf8}"),
         _case(f"{command}-yaml-error", *run, "{exp_yaml}"),
+        _case(f"{command}-adaptive-bad-setting", *run, "{exp_adaptive_bad}", "--adaptive"),
+        _case(f"{command}-adaptive-no-range", *run, "{exp_adaptive_one_count}", "--adaptive"),
         _case(f"{command}-no-experiment", command),
     ]
 

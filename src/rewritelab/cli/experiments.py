@@ -71,7 +71,7 @@ def _adaptive_sweep(args: argparse.Namespace, experiment, jobs: int) -> tuple[Pa
     """The adaptive transition search (`--adaptive`): rounds of points where I50 is, each
     through the chosen executor, until its interval is narrow enough or its budget spent."""
     from rewritelab.analysis.adaptive_search import search_settings
-    from rewritelab.analysis.adaptive_sweep import run_adaptive_sweep
+    from rewritelab.analysis.adaptive_sweep import instruction_range, run_adaptive_sweep
     from rewritelab.sweep.database import ResultsDatabase
     from rewritelab.sweep.runner import run_sweep
 
@@ -79,6 +79,7 @@ def _adaptive_sweep(args: argparse.Namespace, experiment, jobs: int) -> tuple[Pa
         raise RewritelabError("--adaptive does not make a pretrain table's base model: "
                               "run the sweep once without it first")  # fmt: skip
     settings = search_settings(experiment.adaptive, f"{experiment.source} adaptive")
+    instruction_range(experiment)  # one curve with a range of counts: checked before any file
     workdir = _workdir(args, experiment, "-adaptive")
     database_path = Path(args.db) if args.db else workdir / "results.sqlite"
     database = ResultsDatabase(database_path)
