@@ -175,3 +175,13 @@ def test_the_few_seeds_correction_widens_the_interval_by_the_t_factor():
                 math.log2(plain["i50_ci"][bound]) - centre
             )
             assert stretched == pytest.approx(factor, rel=1e-3)
+
+
+def test_a_widened_bound_past_the_grid_is_off_the_grid_not_extrapolated():
+    rng = np.random.default_rng(10)
+    found = observations(GRID[:6], 2, 50, 0.25, rng, floor=0.0, ceiling=0.97, slope=2.0,
+                         midpoint_i=60)  # fmt: skip
+    wide = analyse_transition(found, replicates=200, few_seeds_correction=True)
+    assert wide["i50_status"] == WITHIN
+    assert wide["i50_ci"][1] is None and wide["i50_ci_status"][1] == BEYOND  # 2 seeds: x 9.2
+    assert analyse_transition(found, replicates=200)["i50_ci"][1] is not None

@@ -143,11 +143,14 @@ def _bootstrap(
     return log2_i50s, np.array([fit.slope for fit in chosen]), with_rules
 
 
-def _widened(log2_i50s: np.ndarray, log2_i50: float, seeds: int) -> np.ndarray:
+def _widened(
+    log2_i50s: np.ndarray, log2_i50: float, seeds: int, grid: tuple[float, float]
+) -> np.ndarray:
     """Bootstrap I50s spread about the estimate by the small-sample factor of `seeds`
     clusters, t(seeds - 1) / z * sqrt(seeds / (seeds - 1)): a bootstrap over k seeds
     underestimates the spread of a mean over k seeds by about sqrt((k - 1) / k), and its
-    tails are those of a normal, not of Student's t with k - 1 degrees of freedom."""
+    tails are those of a normal, not of Student's t with k - 1 degrees of freedom. A value
+    pushed past the grid is off it (+-inf), never extrapolated."""
     from scipy.stats import norm, t
 
     if seeds < 2:
@@ -155,8 +158,9 @@ def _widened(log2_i50s: np.ndarray, log2_i50: float, seeds: int) -> np.ndarray:
     tail = (1 + CONFIDENCE) / 2
     factor = t.ppf(tail, seeds - 1) / norm.ppf(tail) * math.sqrt(seeds / (seeds - 1))
     with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(log2_i50s), log2_i50 + factor * (log2_i50s - log2_i50),
-                        log2_i50s)  # fmt: skip
+        spread = log2_i50 + factor * (log2_i50s - log2_i50)
+    spread = np.where(spread > math.log2(grid[1]), np.inf, spread)
+    return np.where(spread < math.log2(grid[0]), -np.inf, spread)
 
 
 def _interval_bound(log2_value: float) -> tuple[float | None, str]:
@@ -217,7 +221,7 @@ def analyse_transition(
         observations, pooled, threshold, replicates, bootstrap_seed
     )
     if few_seeds_correction and i50 is not None:
-        log2_i50s = _widened(log2_i50s, math.log2(i50), len(seeds))
+        log2_i50s = _widened(log2_i50s, math.log2(i50), len(seeds), grid)
     (low, low_status), (high, high_status) = map(_interval_bound, _percentile_interval(log2_i50s))
     result.update(
         i50=i50,
