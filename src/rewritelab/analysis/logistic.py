@@ -168,7 +168,8 @@ def fit_replicates(xs: list[np.ndarray], ys: list[np.ndarray], start: LogisticFi
         )
         damping[a] = np.where(better, damping[a] / DAMPING_DOWN, damping[a] * DAMPING_UP)
     done &= p[:, 2] < SLOPE_MAX - BOUND_MARGIN
-    steep = p[:, 2] * _gap_around(p[:, 3], x, weight) > STEEP_RISE
+    with np.errstate(invalid="ignore"):  # a flat fit (slope 0) off the counts: not steep
+        steep = p[:, 2] * _gap_around(p[:, 3], x, weight) > STEEP_RISE
     fits = []
     for i in range(len(xs)):
         fit = LogisticFit(*(float(v) for v in p[i]))
