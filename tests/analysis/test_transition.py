@@ -168,7 +168,8 @@ def test_the_few_seeds_correction_widens_the_interval_by_the_t_factor():
                              midpoint_i=150)  # fmt: skip
         plain = analyse_transition(found, replicates=200)
         wide = analyse_transition(found, replicates=200, few_seeds_correction=True)
-        assert wide["i50"] == plain["i50"]
+        assert wide["i50"] == plain["i50"] and wide["i50_ci"] == plain["i50_ci_corrected"]
+        assert f"widened for {seeds} seeds" in describe(plain)
         centre = math.log2(plain["i50"])
         for bound in (0, 1):
             stretched = (math.log2(wide["i50_ci"][bound]) - centre) / (

@@ -10,9 +10,10 @@ grows. This module turns that step into numbers with intervals:
   rules within each point; a fixed bootstrap seed makes it reproducible;
 - the **slope** (per doubling of I) with its interval, and the width of the rise in doublings;
 - the **share of seeds that generalise** (unseen accuracy >= 0.5) at each I;
-- on request (`few_seeds_correction`, the adaptive search's), the bootstrap I50s spread
-  about the estimate by Student's t factor for the number of seeds: a percentile bootstrap
-  over 3-5 seeds is too narrow (`_widened`);
+- beside it, the interval widened for few seeds (`i50_ci_corrected`): the bootstrap I50s
+  spread about the estimate by Student's t factor for the number of seeds, since a
+  percentile bootstrap over 3-5 seeds is too narrow (`_widened`); `few_seeds_correction`
+  makes it the interval (the adaptive search's);
 - warnings where the estimate is fragile: fewer than 2 grid points on one side of I50, a slope
   at its bound (a step sharper than the grid resolves), fewer than 3 seeds.
 
@@ -220,10 +221,14 @@ def analyse_transition(
     log2_i50s, slopes, with_rules = _bootstrap(
         observations, pooled, threshold, replicates, bootstrap_seed
     )
-    if few_seeds_correction and i50 is not None:
-        log2_i50s = _widened(log2_i50s, math.log2(i50), len(seeds), grid)
+    widened = _widened(log2_i50s, math.log2(i50), len(seeds), grid) if i50 else log2_i50s
+    corrected = [_interval_bound(v) for v in _percentile_interval(widened)]
+    if few_seeds_correction:
+        log2_i50s = widened
     (low, low_status), (high, high_status) = map(_interval_bound, _percentile_interval(log2_i50s))
     result.update(
+        i50_ci_corrected=[bound for bound, _ in corrected],
+        i50_ci_corrected_status=[status for _, status in corrected],
         i50=i50,
         i50_status=status,
         i50_ci=[low, high],
@@ -266,11 +271,20 @@ def describe_i50(result: dict) -> str:
 
     low, high = result["i50_ci"]
     low_status, high_status = result["i50_ci_status"]
-    return (
+    text = (
         f"I50 = {value(result['i50'], result['i50_status'])} "
         f"({result['bootstrap']['confidence']:.0%} CI "
-        f"{value(low, low_status)} – {value(high, high_status)})"
+        f"{value(low, low_status)} – {value(high, high_status)}"
     )
+    if "i50_ci_corrected" in result and result["i50_ci_corrected"] != result["i50_ci"]:
+        (c_low, c_high), (s_low, s_high) = (
+            result["i50_ci_corrected"],
+            result["i50_ci_corrected_status"],
+        )
+        text += (
+            f", widened for {result['seeds']} seeds {value(c_low, s_low)} – {value(c_high, s_high)}"
+        )
+    return text + ")"
 
 
 def describe(result: dict) -> str:
