@@ -8,7 +8,8 @@ Two measurements, each a table (markdown) plus JSON under benchmarks/results/:
   seeds under the report's percentile interval and under the few-seeds corrected one.
 - `compare`: a dense grid and an adaptive search of one experiment, from their results
   databases: both I50s and intervals side by side, and each one's core-minutes (the sum of its
-  runs' training times; a run both use counts its training time in both).
+  runs' training times as their run directories logged them, redraws included; a run both
+  use counts in both).
 
     python benchmarks/bench_sweep.py coverage --searches 200
     python benchmarks/bench_sweep.py compare --dense DENSE.sqlite --adaptive SEARCH.sqlite \\
@@ -104,6 +105,19 @@ def design_summary(rows: list[dict], cost_of: dict[str, float]) -> dict:
     return summary
 
 
+def training_s(row: dict) -> float:
+    """A point's training time: the time its run logged at its last evaluation, summed over
+    its draws (a redrawn point trained twice). It counts a run once however often it was
+    resumed or evaluated again, and the same way for a run both designs share."""
+    metrics = row["metrics"] or {}
+    runs = [row["run_dir"]] + [draw["run_dir"] for draw in metrics.get("redrawn", [])]
+    total = 0.0
+    for run in runs:
+        lines = (Path(run) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        total += json.loads(lines[-1])["elapsed_s"]
+    return total
+
+
 def measure_compare(dense_path: str, adaptive_path: str, experiment: str, preset: str) -> dict:
     from rewritelab.sweep.database import ResultsDatabase
 
@@ -112,11 +126,7 @@ def measure_compare(dense_path: str, adaptive_path: str, experiment: str, preset
     rounds = search_db.search_rounds()[(experiment, preset)]
     ids = {a["point_id"] for r in rounds for a in r["additions"]}
     searched = [r for r in search_db.rows() if r["point_id"] in ids and r["status"] == "done"]
-    # a run both designs use trained once, in whichever ran it first; the other only
-    # evaluated it again: it costs its training time in both
-    cost_of = {r["point_id"]: r["elapsed_s"] for r in searched}
-    for row in dense:
-        cost_of[row["point_id"]] = max(row["elapsed_s"], cost_of.get(row["point_id"], 0.0))
+    cost_of = {r["point_id"]: training_s(r) for r in searched + dense}
     shared = {r["point_id"] for r in dense}
     result = {
         "dense": design_summary(dense, cost_of), "adaptive": design_summary(searched, cost_of),
