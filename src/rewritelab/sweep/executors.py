@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -65,7 +65,6 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 KILLED_TWICE = "its worker process was killed twice from outside (the OS: out of memory?)"
-MAX_SHARED_LOSSES = 3  # losses beside other points before a point counts as the culprit
 
 
 class ProcessPool:
@@ -97,13 +96,16 @@ class ProcessPool:
 
     def run(self, fn: Callable, points: Iterable, *args: Any) -> Iterator[tuple[Any, dict]]:
         """(point, outcome) as each point ends. A worker killed from outside (the OS, out of
-        memory) breaks the pool and every point it was running: the pool is started afresh,
-        those points run again (resuming from their checkpoints), and a point whose worker is
-        killed a second time (running alone, or a fourth time beside others) is recorded as
-        failed; the others go on."""
-        waiting, pending, killed = iter(points), {}, Counter()
+        memory) breaks the pool and every point it was running: the pool is started afresh
+        and those points run again (resuming from their checkpoints), one at a time while
+        more than one was lost, so that the one whose worker dies is known; a point whose
+        worker is killed again while it runs alone is recorded as failed; the others go on."""
+        waiting, pending, killed, alone_next = iter(points), {}, Counter(), deque()
         while True:
-            while len(pending) < self.jobs:
+            if alone_next and not pending:
+                point = alone_next.popleft()
+                pending[self.pool.submit(fn, point, *args)] = point
+            while not alone_next and len(pending) < self.jobs:
                 point = next(waiting, None)
                 if point is None:
                     break
@@ -123,13 +125,12 @@ class ProcessPool:
                 pending.clear()
                 self.pool.shutdown(wait=False, cancel_futures=True)
                 self.pool = self._new_pool()
-                for point in lost:  # a point lost beside others may be innocent: run on
+                for point in lost:
                     killed[point.point_id] += 1
-                    alone = len(lost) == 1
-                    if killed[point.point_id] > (1 if alone else MAX_SHARED_LOSSES):
+                    if len(lost) == 1 and killed[point.point_id] > 1:
                         yield point, {"error": KILLED_TWICE}
                     else:
-                        pending[self.pool.submit(fn, point, *args)] = point
+                        alone_next.append(point)
 
 
 class RayCluster:
