@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from rewritelab.analysis.transition import OFF_GRID as OFF_GRID_NAMES
@@ -164,26 +164,21 @@ def next_round(
     if analysis.get("i50_status") != WITHIN:
         status = analysis.get("i50_status")
         where = OFF_GRID_NAMES.get(status, "not fitted")
-        return _stopped(fitted, f"{OFF_GRID}: I50 is {where} of I = {levels[0]}..{levels[-1]}")
+        return replace(fitted, stop=f"{OFF_GRID}: I50 is {where} of I = {levels[0]}..{levels[-1]}")
     spanned = _around(levels, i50, low or 0.0, high or math.inf, settings.reach_doublings)
     if width is not None and width <= settings.target_width:
         if min(seeds_at[level] for level in spanned) >= settings.min_seeds:
-            return _stopped(fitted, CONVERGED)
+            return replace(fitted, stop=CONVERGED)
     if len(planned) >= settings.budget:
-        return _stopped(fitted, BUDGET_SPENT)
+        return replace(fitted, stop=BUDGET_SPENT)
     interval = f"the I50 interval {_number(low)}-{_number(high)}"
     additions = _new_count(spanned, seeds_at, settings, interval) or _more_seeds(
         spanned, seeds_at, settings, interval
     )
     additions = additions[: settings.budget - len(planned)]
     if not additions:
-        return _stopped(fitted, NOTHING_TO_ADD)
-    return Round(number, len(planned), i50, (low, high), width, tuple(additions))
-
-
-def _stopped(fitted: Round, reason: str) -> Round:
-    return Round(fitted.number, fitted.runs, fitted.i50, fitted.i50_ci, fitted.width_doublings,
-                 stop=reason)  # fmt: skip
+        return replace(fitted, stop=NOTHING_TO_ADD)
+    return replace(fitted, additions=tuple(additions))
 
 
 def _number(value: float | None) -> str:
