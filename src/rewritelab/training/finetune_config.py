@@ -47,7 +47,7 @@ from rewritelab.core.config import load_config, read_values
 from rewritelab.core.errors import RewritelabError
 from rewritelab.model.prompts import TEMPLATES
 from rewritelab.model.tokenizer import LOSS_MODES
-from rewritelab.training.loop import LoopConfig, check_ints
+from rewritelab.training.loop_config import LoopConfig, check_ints
 
 METHODS = ("lora", "full")
 EVAL_PATHS = ("auto", "fast", "generate")

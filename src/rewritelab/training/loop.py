@@ -19,10 +19,9 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -33,83 +32,17 @@ from rewritelab.core.hardware import (
     apply_threads,
     autocast_dtype,
     keep_freed_memory,
-    parse_device,
     pick_device,
     precision,
-    usable_cores,
 )
 from rewritelab.core.progress import progress_bar
 from rewritelab.core.seeds import seed_of
 from rewritelab.model.batches import to_device
 from rewritelab.model.tokenizer import IGNORE
+from rewritelab.training.loop_config import LoopConfig
 from rewritelab.training.runs import RunDirectory, provenance
-from rewritelab.training.trackers import check_tracker
 
 MicroBatch = tuple[np.ndarray, np.ndarray]  # input ids (B, T), targets (B, T - 1), IGNORE = no loss
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Settings of the loop itself, shared by every kind of run (each adds its own)."""
-
-    seed: int = 0
-    learning_rate: float = 1e-3
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    adam_beta2: float = 0.95  # AdamW's second-moment decay (nanoGPT's 0.95; PyTorch's 0.999)
-    grad_clip: float = 1.0
-    eval_every: int = 0  # steps between evaluations; 0 = the run's default (see each path)
-    checkpoint_every: int = 0  # steps between extra checkpoints; 0 = at evaluations only
-    log_every: int = 50  # steps between progress-bar updates
-    device: str = "auto"  # or "cpu", "cuda", "cuda:1"
-    threads: int = 0  # torch threads; 0 = usable cores / processes running at once
-    bf16: bool = True  # bf16 autocast where the hardware computes it natively
-    compile: bool = True  # torch.compile, CUDA only (on a CPU it does not pay for its warm-up)
-    # Stop at the first evaluation point whose exact match on a sample of the training examples
-    # reaches this (the model has mastered what it was trained on); 0 = train to the end.
-    stop_at_train_accuracy: float = 0.0
-    tracker: str = "tensorboard"  # also "none", "mlflow", "wandb", "trackio" (`trackers`)
-
-    def validate(self) -> LoopConfig:
-        for name in ("seed", "warmup_steps", "eval_every", "checkpoint_every", "threads"):
-            _check_int(name, getattr(self, name), minimum=0)
-        _check_int("log_every", self.log_every, minimum=1)
-        if self.threads > usable_cores():
-            raise RewritelabError(
-                f"threads must be at most this machine's {usable_cores()} usable cores "
-                f"(0 = one share of them per process), got {self.threads}"
-            )
-        if not 0 <= self.stop_at_train_accuracy <= 1:
-            raise RewritelabError(
-                f"stop_at_train_accuracy must be in [0, 1], got {self.stop_at_train_accuracy!r}"
-            )
-        if not self.learning_rate > 0:
-            raise RewritelabError(f"learning_rate must be positive, got {self.learning_rate!r}")
-        for name in ("weight_decay", "grad_clip"):
-            if not getattr(self, name) >= 0:
-                raise RewritelabError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.adam_beta2 < 1:
-            raise RewritelabError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2!r}")
-        check_tracker(self.tracker)
-        parse_device(self.device)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise RewritelabError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def check_ints(config: Any, minimums: dict[str, int]) -> None:
-    """Refuse any of the named integer settings below its minimum (None allowed if the field
-    defaults to None)."""
-    for name, minimum in minimums.items():
-        value = getattr(config, name)
-        if value is not None:
-            _check_int(name, value, minimum)
 
 
 def learning_rate(step: int, config: LoopConfig, total_steps: int) -> float:
@@ -121,14 +54,21 @@ def learning_rate(step: int, config: LoopConfig, total_steps: int) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, config: LoopConfig) -> torch.optim.AdamW:
-    """AdamW on the trainable parameters, weight decay on matrices only (nanoGPT's choice);
-    fused kernels on CUDA, foreach on CPU."""
+    """AdamW on the trainable parameters, weight decay on matrices only (nanoGPT's choice)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
+    return adamw(
+        [p for p in trainable if p.dim() >= 2], [p for p in trainable if p.dim() < 2], config
+    )
+
+
+def adamw(matrices: list, vectors: list, config: LoopConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on `matrices` and none on `vectors`; fused kernels on CUDA,
+    foreach on CPU."""
     groups = [
-        {"params": [p for p in trainable if p.dim() >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0},
+        {"params": matrices, "weight_decay": config.weight_decay},
+        {"params": vectors, "weight_decay": 0.0},
     ]
-    cuda = trainable[0].device.type == "cuda"
+    cuda = (matrices or vectors)[0].device.type == "cuda"
     return torch.optim.AdamW(
         groups,
         lr=config.learning_rate,
@@ -223,7 +163,7 @@ class Loop:
         and returns the last logged metrics."""
         self.run_dir.open_logs(start_step, self.config.tracker)
         bar = progress_bar(progress, total=self.total_steps, initial=start_step, desc="train")
-        window = _Window(self.device)
+        window = Window(self.device)
         last = self.run_dir.last_metrics() or {}
         self.trainee.model.train()
         for step in range(start_step, self.total_steps):
@@ -235,7 +175,7 @@ class Loop:
             done = step + 1 == self.total_steps
             if (step + 1) % self.every == 0 or done:
                 last = self.evaluate(step + 1, window.close(), lr, last.get("train_tokens", 0))
-                window = _Window(self.device)  # throughput counts training, not evaluation
+                window = Window(self.device)  # throughput counts training, not evaluation
                 bar.set_postfix(loss=f"{last['train_loss']:.4f}", **_accuracies(last))
             elif self.config.checkpoint_every and (step + 1) % self.config.checkpoint_every == 0:
                 self.checkpoint(step + 1)
@@ -244,11 +184,25 @@ class Loop:
                 self.check_finite(loss, step + 1)
                 bar.set_postfix(loss=f"{loss:.4f}", **_accuracies(last))
         bar.close()
+        return self.finish(last)
+
+    def finish(self, last: dict) -> dict:
+        """Save the final weights with the model card of the `last` metrics; return them."""
         self.trainee.model.eval()
         with self.run_dir.staged(self.trainee.final_dir, metrics=last) as partial:
             self.trainee.save(partial)
         self.run_dir.close_logs()
         return last
+
+    def starting_step(self, resume: bool, threads: int) -> int | None:
+        """The step to train from: 0, or a resumed run's latest checkpoint (its weights and
+        optimizer state restored); None when the resumed run has already ended."""
+        if not resume:
+            return 0
+        start = self.resume()
+        _report_thread_change(self.run_dir, threads)
+        ended = start >= self.total_steps or self.mastered(self.run_dir.last_metrics() or {})
+        return None if ended and self.run_dir.finished(self.trainee.final_dir) else start
 
     def mastered(self, metrics: dict) -> bool:
         """Whether an evaluation point's metrics end the run early (`stop_at_train_accuracy`)."""
@@ -315,7 +269,7 @@ class Loop:
         self.run_dir.save_checkpoint(step, self.trainee.save, self.optimizer)
 
 
-class _Window:
+class Window:
     """Loss and throughput since the last evaluation point (one host sync per window)."""
 
     def __init__(self, device: torch.device):
@@ -360,13 +314,39 @@ def train_run(
     the same config and data. A finished run returns its metrics. `on_start(trainee, run
     directory)`, when given, runs once the directory is created or checked, before the first
     step."""
+    device, threads = set_up(config)
+    trainee, run = open_run(make_trainee, config, out_dir, resume, device, threads)
+    with run.locked():
+        if on_start is not None:
+            on_start(trainee, run.path)
+        loop = Loop(trainee, config, run, trainee.total_steps)
+        start = loop.starting_step(resume, threads)
+        if start is None:
+            return run.last_metrics() or {}
+        return loop.run(start, progress)
+
+
+def set_up(config: LoopConfig) -> tuple[torch.device, int]:
+    """Validate the config, set this process's threads and allocator; the device and threads."""
     config.validate()
+    threads = apply_threads(config.threads)
+    keep_freed_memory()
+    return pick_device(config.device), threads
+
+
+def open_run(
+    make_trainee: Callable[[torch.device], Trainee],
+    config: LoopConfig,
+    out_dir: str | Path,
+    resume: bool,
+    device: torch.device,
+    threads: int,
+) -> tuple[Trainee, RunDirectory]:
+    """The trainee and its run directory: created (never over an existing one), or checked to
+    hold a run of the same config and data when resuming."""
     run = RunDirectory(out_dir)
     if not resume:
         run.refuse_existing()
-    threads = apply_threads(config.threads)
-    keep_freed_memory()
-    device = pick_device(config.device)
     trainee = make_trainee(device)
     if resume:
         run.check_resumable(config, trainee.data_identity())
@@ -374,19 +354,7 @@ def train_run(
         run.create(
             config, trainee.data_identity(), {**trainee.facts(), **provenance(device, threads)}
         )
-    with run.locked():
-        if on_start is not None:
-            on_start(trainee, run.path)
-        loop = Loop(trainee, config, run, trainee.total_steps)
-        start = loop.resume() if resume else 0
-        if resume:
-            _report_thread_change(run, threads)
-            last = run.last_metrics() or {}
-            if run.finished(trainee.final_dir) and (
-                start >= trainee.total_steps or loop.mastered(last)
-            ):
-                return last
-        return loop.run(start, progress)
+    return trainee, run
 
 
 def _report_thread_change(run: RunDirectory, threads: int) -> None:

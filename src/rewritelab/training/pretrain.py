@@ -43,7 +43,8 @@ from rewritelab.model.gpt import (
     count_parameters,
 )
 from rewritelab.model.tokenizer import Tokenizer
-from rewritelab.training.loop import LoopConfig, check_ints, train_run
+from rewritelab.training.loop import train_run
+from rewritelab.training.loop_config import LoopConfig, check_ints
 from rewritelab.training.runs import RunDirectory
 
 PRINTABLE = "\n" + "".join(chr(code) for code in range(32, 127))

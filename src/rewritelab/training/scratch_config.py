@@ -42,7 +42,7 @@ from rewritelab.core.errors import RewritelabError
 from rewritelab.model.gpt import ModelConfig
 from rewritelab.model.tokenizer import LOSS_MODES
 from rewritelab.tasks.registry import TASKS
-from rewritelab.training.loop import LoopConfig, check_ints
+from rewritelab.training.loop_config import LoopConfig, check_ints
 from rewritelab.training.runs import RunDirectory
 
 
