@@ -3,8 +3,9 @@ and its load beside each, so that speed and sample efficiency are read together.
 
     python benchmarks/summarize.py            # rewrites benchmarks/results/README.md
 
-It reads the JSON each benchmark writes (train.json, generate.json, mastery.json) and lists
-the write-ups that have none (e1-budget.md, mastery_reading.md) by their title.
+It reads the JSON each benchmark writes (train.json, generate.json, mastery.json, and, once
+they have run, sweep_compare.json, sweep_coverage.json and stacked.json) and lists the
+write-ups that have none (e1-budget.md, mastery_reading.md) by their title.
 """
 
 from __future__ import annotations
@@ -68,6 +69,56 @@ def mastery_rows(data: dict) -> list[str]:
     return rows
 
 
+def _load(data: dict) -> str:
+    return f"{data['load_average_start'][0]:.1f} -> {data['load_average_end'][0]:.1f}"
+
+
+def _machine(data: dict) -> str:
+    return f"{data['machine']['cpu_model']}, {data['machine']['usable_cores']} cores"
+
+
+def sweep_compare_rows(data: dict) -> list[str]:
+    """The adaptive search against the dense grid: I50s, intervals and core-minutes."""
+    cells = []
+    for name in ("dense", "adaptive"):
+        design, fit = data[name], data[name]["corrected"]
+        low, high = fit["i50_ci"]
+        cells.append(f"{name}: {design['runs']} runs, {design['core_minutes']:.0f} core-min, "
+                     f"I50 {fit['i50']:.0f} ({low:.0f}-{high:.0f})")  # fmt: skip
+    return [
+        f"| adaptive search vs dense grid (`bench_sweep.py compare`, "
+        f"[sweep_compare.md](sweep_compare.md)) | {data['experiment']} {data['preset']} "
+        f"| {'; '.join(cells)}; ratio {data['core_minute_ratio']:.2f} "
+        f"| {_machine(data)} | {_load(data)} | {data['date'][:10]} |"
+    ]
+
+
+def sweep_coverage_rows(data: dict) -> list[str]:
+    adaptive = data["adaptive"]
+    return [
+        f"| interval coverage, simulated (`bench_sweep.py coverage`, "
+        f"[sweep_coverage.md](sweep_coverage.md)) | adaptive search, {adaptive['searches']} "
+        f"searches | {adaptive['coverage']:.1%} of 95% intervals hold the true I50 "
+        f"({adaptive['mean_runs']:.1f} runs a search) | {_machine(data)} | {_load(data)} "
+        f"| {data['date'][:10]} |"
+    ]
+
+
+def stacked_rows(data: dict) -> list[str]:
+    """Stacked seeds against separate runs, at each thread count."""
+    rows = []
+    for row in data["rows"]:
+        if row["mode"] == "stacked":
+            rows.append(
+                f"| stacked seeds (`bench_stacked.py`, [stacked.md](stacked.md)) | {row['seeds']} "
+                f"seeds, {row['threads']} thread{'s' if row['threads'] > 1 else ''} "
+                f"| {row['seeds_per_core_hour']:.2f} seeds per core-hour, "
+                f"{row['x_separate_same_threads']:.2f}x separate runs at the same threads "
+                f"| {_machine(data)} | {_load(data)} | {data['date'][:10]} |"
+            )
+    return rows
+
+
 def write_summary(results: Path = RESULTS) -> Path:
     lines = [
         "# Benchmarks: the latest figures",
@@ -82,6 +133,11 @@ def write_summary(results: Path = RESULTS) -> Path:
     for name, rows in (("train.json", train_rows), ("generate.json", generate_rows),
                        ("mastery.json", mastery_rows)):  # fmt: skip
         lines += rows(json.loads((results / name).read_text(encoding="utf-8")))
+    for name, rows in (("sweep_compare.json", sweep_compare_rows),
+                       ("sweep_coverage.json", sweep_coverage_rows),
+                       ("stacked.json", stacked_rows)):  # fmt: skip
+        if (results / name).is_file():
+            lines += rows(json.loads((results / name).read_text(encoding="utf-8")))
     lines += ["", "Write-ups without a JSON of their own:", ""]
     for name in WRITE_UPS:
         title = (results / name).read_text(encoding="utf-8").splitlines()[0].lstrip("# ")

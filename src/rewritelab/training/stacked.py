@@ -11,6 +11,9 @@ Seeds join the stack at the step of their latest checkpoint and leave it when th
 their training examples (`stop_at_train_accuracy`) or reach the end; the stack is rebuilt
 whenever its members change. The solo `Loop` of each seed does its evaluation, checkpointing
 and logging; stacked tensors are copied back into each seed's model and optimizer first.
+A seed's logged time and throughput are the stack's (its `elapsed_s` is the stack's wall
+time, its `tokens_per_s` its own tokens over the stack's step time): a stack of S seeds costs
+its wall time in core-time, not S times it.
 """
 
 from __future__ import annotations
