@@ -128,6 +128,7 @@ def measure(steps: int, rounds: int) -> dict:
     for found in measured.values():
         rates = [row["seed_steps_per_core_s"] for row in found]
         row = {**found[0], "seed_steps_per_core_s": statistics.median(rates),
+               "steps_per_s_per_seed": statistics.median(r["steps_per_s_per_seed"] for r in found),
                "rounds": [round(rate, 3) for rate in rates]}  # fmt: skip
         row["seeds_per_core_hour"] = row["seed_steps_per_core_s"] * 3600 / full_steps
         rows.append(row)

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,7 +141,18 @@ def measure_compare(dense_path: str, adaptive_path: str, experiment: str, preset
 
 
 def compare_table(result: dict) -> str:
-    lines = ["| design | runs | core-minutes | I50 | 95% CI (report's percentile) | width | "
+    lines = [f"# {result['experiment']} `{result['preset']}`: the adaptive search against the "
+             "dense grid (`benchmarks/bench_sweep.py compare`)", "",
+             f"{result['machine']['cpu_model']}, {result['machine']['usable_cores']} cores; "
+             f"{result['date'][:10]}. Core-minutes are each design's training time as its run "
+             "directories logged it (redraws included); the runs' own machine load is in the "
+             "notes of the results they belong to (results/cpu/e1-adaptive/NOTES.md for E1). "
+             f"Ratio of core-minutes, adaptive over dense: **{result['core_minute_ratio']:.2f}**; "
+             f"the search stopped `{result['stop']}` after {result['rounds']} rounds; "
+             f"{result['shared_runs']} of its runs are points of the dense grid too "
+             "(each design is charged for them in full). Command (the run directories the "
+             f"databases name must exist): `{result['command']}`.", "",
+             "| design | runs | core-minutes | I50 | 95% CI (report's percentile) | width | "
              "95% CI (few-seeds corrected) | width |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in ("dense", "adaptive"):
@@ -172,8 +184,10 @@ def main() -> None:
     else:
         result = measure_compare(args.dense, args.adaptive, args.experiment, args.preset)
         table = compare_table
+    command = " ".join(["python benchmarks/bench_sweep.py", *sys.argv[1:]])
     result |= {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-               "load_average_start": load_start, "load_average_end": os.getloadavg()}  # fmt: skip
+               "load_average_start": load_start, "load_average_end": os.getloadavg(),
+               "command": command}  # fmt: skip
     text = table(result)
     print(text)
     name = f"sweep_{args.mode}"

@@ -5,7 +5,8 @@ and its load beside each, so that speed and sample efficiency are read together.
 
 It reads the JSON each benchmark writes (train.json, generate.json, mastery.json, and, once
 they have run, sweep_compare.json, sweep_coverage.json and stacked.json) and lists the
-write-ups that have none (e1-budget.md, mastery_reading.md) by their title.
+write-ups that have none (e1-budget.md, mastery_reading.md, stacked_reading.md) by their
+title.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-WRITE_UPS = ("e1-budget.md", "mastery_reading.md")
+WRITE_UPS = ("e1-budget.md", "mastery_reading.md", "stacked_reading.md")
 
 
 def train_rows(data: dict) -> list[str]:

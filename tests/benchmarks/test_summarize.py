@@ -25,6 +25,13 @@ def test_the_summary_has_each_benchmarks_figures_and_is_current(tmp_path):
             and w.get("malloc", "kept") == "kept"][0]["variants"]["rewritelab"]  # fmt: skip
     assert f"{ours['tokens_per_s']:,.0f} real tokens/s, {ours['mfu']:.1%}" in text
     assert "rung b, base recipe" in text and "M tokens to seen >= 0.95" in text
+    compare = json.loads((results / "sweep_compare.json").read_text())
+    assert f"adaptive: {compare['adaptive']['runs']} runs" in text
+    assert f"ratio {compare['core_minute_ratio']:.2f}" in text
+    stacked = json.loads((results / "stacked.json").read_text())
+    four = next(r for r in stacked["rows"] if r["mode"] == "stacked" and r["seeds"] == 4
+                and r["threads"] == 1)  # fmt: skip
+    assert f"{four['x_separate_same_threads']:.2f}x separate runs at the same threads" in text
     assert text == (ROOT / "benchmarks" / "results" / "README.md").read_text(), (
         "benchmarks/results/README.md is stale: python benchmarks/summarize.py"
     )
