@@ -31,9 +31,11 @@ def train_rows(data: dict) -> list[str]:
         mfu = ours.get("mfu")
         share = f", {mfu:.1%} of the matmul ceiling" if isinstance(mfu, float) else ""
         threads = f"{worker['threads']} thread{'s' if worker['threads'] > 1 else ''}"
+        model = data["settings"][worker["setting"]]["model"]
+        shape = f"{model['layers']} layers, width {model['width']}"
         rows.append(
-            f"| training step (`bench_train.py`, [train.md](train.md)) | {worker['setting']}, "
-            f"{threads} | {ours['tokens_per_s']:,.0f} real tokens/s{share} "
+            f"| training step (`bench_train.py`, [train.md](train.md)) | {worker['setting']} "
+            f"({shape}), {threads} | {ours['tokens_per_s']:,.0f} real tokens/s{share} "
             f"| {data['machine']['cpu_model']}, {data['machine']['usable_cores']} cores | {load} "
             f"| {data['date'][:10]} |"
         )
