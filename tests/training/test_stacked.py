@@ -181,4 +181,8 @@ def test_bad_stacks_are_refused(datasets, tmp_path):
     with pytest.raises(RewritelabError, match="dropout"):
         train_stacked(tiny_config(max_steps=20, model={"layers": 1, "dropout": 0.1}),
                       [SeedRun(0, datasets[0], tmp_path / "c")], progress=False)  # fmt: skip
-    assert not any((tmp_path / name).exists() for name in "abc")
+    smaller = _data(tmp_path / "small-data", 9, 2, 100)  # 200 examples: fewer steps an epoch
+    uneven = [SeedRun(0, datasets[0], tmp_path / "d"), SeedRun(1, smaller, tmp_path / "e")]
+    with pytest.raises(RewritelabError, match="same steps with the same evaluation points"):
+        train_stacked(tiny_config(max_steps=20, eval_every=0), uneven, progress=False)
+    assert not any((tmp_path / name).exists() for name in "abcde")

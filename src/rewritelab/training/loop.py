@@ -315,7 +315,10 @@ def train_run(
     directory)`, when given, runs once the directory is created or checked, before the first
     step."""
     device, threads = set_up(config)
-    trainee, run = open_run(make_trainee, config, out_dir, resume, device, threads)
+    if not resume:
+        RunDirectory(out_dir).refuse_existing()  # before the trainee's data is read
+    trainee = make_trainee(device)
+    run = open_run(trainee, config, out_dir, resume, device, threads)
     with run.locked():
         if on_start is not None:
             on_start(trainee, run.path)
@@ -335,26 +338,23 @@ def set_up(config: LoopConfig) -> tuple[torch.device, int]:
 
 
 def open_run(
-    make_trainee: Callable[[torch.device], Trainee],
+    trainee: Trainee,
     config: LoopConfig,
     out_dir: str | Path,
     resume: bool,
     device: torch.device,
     threads: int,
-) -> tuple[Trainee, RunDirectory]:
-    """The trainee and its run directory: created (never over an existing one), or checked to
-    hold a run of the same config and data when resuming."""
+) -> RunDirectory:
+    """The trainee's run directory: created (never over an existing one), or checked to hold
+    a run of the same config and data when resuming."""
     run = RunDirectory(out_dir)
-    if not resume:
-        run.refuse_existing()
-    trainee = make_trainee(device)
     if resume:
         run.check_resumable(config, trainee.data_identity())
     else:
         run.create(
             config, trainee.data_identity(), {**trainee.facts(), **provenance(device, threads)}
         )
-    return trainee, run
+    return run
 
 
 def _report_thread_change(run: RunDirectory, threads: int) -> None:

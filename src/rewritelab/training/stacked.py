@@ -32,6 +32,7 @@ from rewritelab.core.progress import progress_bar
 from rewritelab.model.batches import to_device
 from rewritelab.model.tokenizer import IGNORE
 from rewritelab.training.loop import Loop, Window, adamw, learning_rate, open_run, set_up
+from rewritelab.training.runs import RunDirectory
 from rewritelab.training.scratch import ScratchTrainee
 from rewritelab.training.scratch_config import TrainConfig
 
@@ -57,19 +58,20 @@ def train_stacked(
     is created, refused or resumed as `train` does it."""
     _check_stack(config, runs)
     device, threads = set_up(config)
-    loops, starts = [], []
-    with ExitStack() as locks:
+    if not resume:
         for run in runs:
-            seed_config = replace(config, seed=run.seed)
-            trainee, run_dir = open_run(
-                lambda device, c=seed_config, d=Path(run.data_dir): ScratchTrainee(c, d, device),
-                seed_config, run.out_dir, resume, device, threads,
-            )  # fmt: skip
+            RunDirectory(run.out_dir).refuse_existing()
+    configs = [replace(config, seed=run.seed) for run in runs]
+    trainees = [ScratchTrainee(c, Path(run.data_dir), device)
+                for c, run in zip(configs, runs, strict=True)]  # fmt: skip
+    _check_same_schedule(trainees)
+    with ExitStack() as locks:
+        loops, starts = [], []
+        for trainee, seed_config, run in zip(trainees, configs, runs, strict=True):
+            run_dir = open_run(trainee, seed_config, run.out_dir, resume, device, threads)
             locks.enter_context(run_dir.locked())
-            loop = Loop(trainee, seed_config, run_dir, trainee.total_steps)
-            loops.append(loop)
-            starts.append(loop.starting_step(resume, threads))
-        _check_same_schedule(loops)
+            loops.append(Loop(trainee, seed_config, run_dir, trainee.total_steps))
+            starts.append(loops[-1].starting_step(resume, threads))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_NO_BATCHING_RULE)
             return StackedLoop(loops, config).run(starts, progress)
@@ -92,8 +94,8 @@ def _check_stack(config: TrainConfig, runs: list[SeedRun]) -> None:
         )
 
 
-def _check_same_schedule(loops: list[Loop]) -> None:
-    shapes = {(loop.total_steps, loop.every) for loop in loops}
+def _check_same_schedule(trainees: list[ScratchTrainee]) -> None:
+    shapes = {(t.total_steps, t.config.eval_every or t.eval_every_default) for t in trainees}
     if len(shapes) > 1:
         raise RewritelabError(
             "the seeds of a stack must train for the same steps with the same evaluation "
@@ -126,6 +128,8 @@ class StackedLoop:
             for i in [i for i in live if self.loops[i].mastered(lasts[i])]:
                 lasts[i] = self.leave(i, lasts[i])
                 del live[i]
+            if not live:
+                break  # every seed has mastered its training examples
             members = [i for i, at in live.items() if at == step]
             if not members:
                 continue
@@ -135,25 +139,32 @@ class StackedLoop:
                 windows.setdefault(i, Window(self.device)).add(outcome)
                 live[i] = step + 1
             bar.update()
-            if (step + 1) % self.every == 0 or step + 1 == self.total_steps:
-                self.unstack()
-                for i in members:
-                    tokens_before = lasts[i].get("train_tokens", 0)
-                    window = windows[i].close()
-                    lasts[i] = self.loops[i].evaluate(step + 1, window, lr, tokens_before)
-                windows.update({i: Window(self.device) for i in members})
-            elif self.config.checkpoint_every and (step + 1) % self.config.checkpoint_every == 0:
-                self.unstack()
-                for i in members:
-                    self.loops[i].checkpoint(step + 1)
-            elif (step + 1) % self.config.log_every == 0:
-                for i in members:
-                    self.loops[i].check_finite(windows[i].mean_loss(), step + 1)
+            self.after_step(step + 1, members, lr, lasts, windows)
         bar.close()
         self.restack([])
         for i in live:
             lasts[i] = self.loops[i].finish(lasts[i])
         return lasts
+
+    def after_step(
+        self, done: int, members: list[int], lr: float, lasts: list[dict], windows: dict
+    ) -> None:
+        """After `done` steps: evaluate and checkpoint the members (their models and
+        optimizers first given the stack's tensors), or only checkpoint them, or check that
+        their losses are finite, as each seed's own loop would at that step."""
+        if done % self.every == 0 or done == self.total_steps:
+            self.unstack()
+            for i in members:
+                window, tokens_before = windows[i].close(), lasts[i].get("train_tokens", 0)
+                lasts[i] = self.loops[i].evaluate(done, window, lr, tokens_before)
+            windows.update({i: Window(self.device) for i in members})
+        elif self.config.checkpoint_every and done % self.config.checkpoint_every == 0:
+            self.unstack()
+            for i in members:
+                self.loops[i].checkpoint(done)
+        elif done % self.config.log_every == 0:
+            for i in members:
+                self.loops[i].check_finite(windows[i].mean_loss(), done)
 
     def leave(self, i: int, last: dict) -> dict:
         """Take seed `i` out of the stack and write its final model."""
