@@ -78,12 +78,13 @@ def _alone(config, seed, data, out, resume=False):
 
 @pytest.mark.parametrize("seeds", [2, 4])
 def test_stacked_seeds_train_as_their_own_runs(datasets, tmp_path, seeds):
-    config = tiny_config(max_steps=60, eval_every=20, checkpoint_every=10)
+    config = tiny_config(max_steps=60, eval_every=20, checkpoint_every=10, eval_at=[5])
     runs = [SeedRun(s, datasets[s], tmp_path / f"stacked-{s}") for s in range(seeds)]
     metrics = train_stacked(config, runs, progress=False)
     for s, run in enumerate(runs):
         alone = _alone(config, s, datasets[s], tmp_path / f"alone-{s}")
         assert metrics[s]["step"] == alone["step"] == 60
+        assert [point["step"] for point in _log(run.out_dir)] == [5, 20, 40, 60]
         _assert_same_run(run.out_dir, tmp_path / f"alone-{s}")
         assert json.loads((run.out_dir / "run_config.json").read_text())["config"]["seed"] == s
 

@@ -248,6 +248,9 @@ def test_config_from_file_and_overrides(tmp_path):
         ({"bf16": 1}, "bf16"),
         ({"stop_at_train_accuracy": 1.5}, "stop_at_train_accuracy"),
         ({"stop_at_train_accuracy": -0.1}, "stop_at_train_accuracy"),
+        ({"eval_at": [10, 0]}, "eval_at"),
+        ({"eval_at": 10}, "eval_at"),
+        ({"eval_at": [2.5]}, "eval_at"),
     ],
 )
 def test_bad_train_configs_are_refused(values, problem):
@@ -382,3 +385,20 @@ def test_a_run_recorded_before_a_setting_existed_resumes_at_its_default(data, tm
     )
     with pytest.raises(RewritelabError, match="stop_at_train_accuracy"):
         train(stopping, data, tmp_path / "run", resume=True, progress=False)
+
+
+def test_extra_evaluation_steps_are_logged_beside_the_regular_ones(data, tmp_path):
+    """`eval_at` adds evaluation points (and their checkpoints) to those `eval_every` gives,
+    through the CLI's `--set`; the run's weights are those of a run without them."""
+    from rewritelab.cli.main import main
+
+    argv = ["train", "--data", str(data), "--max-steps", "30", "--eval-every", "20",
+            "--layers", "2", "--heads", "4", "--width", "64", "--context", "32",
+            "--batch-size", "16", "--quiet"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "extra"), "--set", "eval_at=[3,7]"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
+    assert [line["step"] for line in _log(tmp_path / "extra")] == [3, 7, 20, 30]
+    assert [line["step"] for line in _log(tmp_path / "plain")] == [20, 30]
+    for name, tensor in load_file(tmp_path / "plain" / "model" / "model.safetensors").items():
+        extra = load_file(tmp_path / "extra" / "model" / "model.safetensors")[name]
+        assert torch.equal(tensor, extra), name

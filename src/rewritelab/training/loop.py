@@ -142,6 +142,7 @@ class Loop:
         if self.device.type == "cuda" and config.compile:
             self.loss = torch.compile(trainee.loss, dynamic=True)
         self.every = config.eval_every or trainee.eval_every_default
+        self.extra_evaluations = set(config.eval_at)
 
     def resume(self) -> int:
         """Restore the latest checkpoint's weights and optimizer state; return its step."""
@@ -172,8 +173,7 @@ class Loop:
             lr = learning_rate(step, self.config, self.total_steps)
             window.add(self.step(step, lr))
             bar.update()
-            done = step + 1 == self.total_steps
-            if (step + 1) % self.every == 0 or done:
+            if self.evaluates_at(step + 1):
                 last = self.evaluate(step + 1, window.close(), lr, last.get("train_tokens", 0))
                 window = Window(self.device)  # throughput counts training, not evaluation
                 bar.set_postfix(loss=f"{last['train_loss']:.4f}", **_accuracies(last))
@@ -203,6 +203,10 @@ class Loop:
         _report_thread_change(self.run_dir, threads)
         ended = start >= self.total_steps or self.mastered(self.run_dir.last_metrics() or {})
         return None if ended and self.run_dir.finished(self.trainee.final_dir) else start
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether the run evaluates (and checkpoints) once `step` steps are done."""
+        return step % self.every == 0 or step == self.total_steps or step in self.extra_evaluations
 
     def mastered(self, metrics: dict) -> bool:
         """Whether an evaluation point's metrics end the run early (`stop_at_train_accuracy`)."""

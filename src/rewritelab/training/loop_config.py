@@ -3,7 +3,7 @@ them with its own (`scratch_config`, `finetune_config`, `pretrain`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rewritelab.core.errors import RewritelabError
@@ -22,6 +22,8 @@ class LoopConfig:
     adam_beta2: float = 0.95  # AdamW's second-moment decay (nanoGPT's 0.95; PyTorch's 0.999)
     grad_clip: float = 1.0
     eval_every: int = 0  # steps between evaluations; 0 = the run's default (see each path)
+    # Steps evaluated besides those (e.g. early ones, to time when accuracy leaves its floor).
+    eval_at: list[int] = field(default_factory=list)
     checkpoint_every: int = 0  # steps between extra checkpoints; 0 = at evaluations only
     log_every: int = 50  # steps between progress-bar updates
     device: str = "auto"  # or "cpu", "cuda", "cuda:1"
@@ -37,6 +39,8 @@ class LoopConfig:
         for name in ("seed", "warmup_steps", "eval_every", "checkpoint_every", "threads"):
             _check_int(name, getattr(self, name), minimum=0)
         _check_int("log_every", self.log_every, minimum=1)
+        for step in self.eval_at:
+            _check_int("every step of eval_at", step, minimum=1)
         if self.threads > usable_cores():
             raise RewritelabError(
                 f"threads must be at most this machine's {usable_cores()} usable cores "

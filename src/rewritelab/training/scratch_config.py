@@ -13,6 +13,7 @@ Config file layout (TOML; YAML with the same keys also works), every key optiona
     target = "final"           # algorithm datasets only: "step", "final" (default) or "trace"
     bucket_batches = 50        # length buckets span this many batches; 1 = plain random batches
     eval_every = 0             # steps between evaluations; 0 = once per epoch
+    eval_at = [25, 50, 100]    # more steps to evaluate at (e.g. early: when accuracy rises)
     eval_examples = 2000       # random subset of each evaluation split; 0 = all
     stop_at_train_accuracy = 0 # stop once exact match on eval_examples training examples
                                # reaches this (E3's cpu: 0.98); 0 = to the end

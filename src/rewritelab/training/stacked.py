@@ -108,7 +108,7 @@ class StackedLoop:
 
     def __init__(self, loops: list[Loop], config: TrainConfig):
         self.loops, self.config = loops, config
-        self.total_steps, self.every = loops[0].total_steps, loops[0].every
+        self.total_steps = loops[0].total_steps
         self.device, self.precision = loops[0].device, loops[0].precision
         self.members: list[int] = []
         self.stack: Stack | None = None
@@ -152,7 +152,7 @@ class StackedLoop:
         """After `done` steps: evaluate and checkpoint the members (their models and
         optimizers first given the stack's tensors), or only checkpoint them, or check that
         their losses are finite, as each seed's own loop would at that step."""
-        if done % self.every == 0 or done == self.total_steps:
+        if self.loops[members[0]].evaluates_at(done):
             self.unstack()
             for i in members:
                 window, tokens_before = windows[i].close(), lasts[i].get("train_tokens", 0)
